@@ -1,0 +1,145 @@
+"""The networks the provider can talk to: every network of the official runner, ``devnet`` and ``custom``.
+
+``devnet`` and ``custom`` have no fixed addresses: they come from the connection (the devnet CLI writes them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from airflow_provider_ethernity.protocol.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class GasPolicy:
+    """How transactions are priced: legacy ``gasPrice`` or EIP-1559 with caps (in wei)."""
+
+    eip1559: bool
+    gas_price_wei: int = 0
+    max_fee_per_gas_wei: int = 0
+    max_priority_fee_per_gas_wei: int = 0
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    chain_id: int | None
+    rpc_url: str | None
+    protocol_address: str | None
+    token_address: str | None
+    image_registry_address: str | None
+    token_name: str
+    trustedzone: str | None
+    block_time: float
+    gas: GasPolicy
+    poa: bool = False
+    mainnet: bool = False
+    explorer_url: str | None = None
+
+    @property
+    def token_is_protocol(self) -> bool:
+        """On bloxberg the protocol contract is the token: no ERC-20 approve is needed."""
+        return bool(self.token_address) and (self.token_address or "").lower() == (
+            self.protocol_address or ""
+        ).lower()
+
+    def with_overrides(self, **overrides: object) -> Network:
+        clean = {k: v for k, v in overrides.items() if v not in (None, "")}
+        return replace(self, **clean)  # type: ignore[arg-type]
+
+
+GWEI = 10**9
+
+_BLOXBERG_LEGACY = GasPolicy(eip1559=False, gas_price_wei=2_000_000)
+
+NETWORKS: dict[str, Network] = {
+    n.name: n
+    for n in (
+        Network(
+            "bloxberg_testnet", 8995, "https://bloxberg.ethernity.cloud",
+            "0x02882F03097fE8cD31afbdFbB5D72a498B41112c", "0x02882F03097fE8cD31afbdFbB5D72a498B41112c",
+            "0xa372a6e1Eb7Fcf343AF6b91E809b900C55001CD1", "tETNY", "etny-pynithy-testnet", 5,
+            _BLOXBERG_LEGACY, poa=True, explorer_url="https://blockexplorer.bloxberg.org",
+        ),
+        Network(
+            "bloxberg_testnet_unsafe", 8995, "https://bloxberg.ethernity.cloud",
+            "0x02882F03097fE8cD31afbdFbB5D72a498B41112c", "0x02882F03097fE8cD31afbdFbB5D72a498B41112c",
+            "0xa372a6e1Eb7Fcf343AF6b91E809b900C55001CD1", "tETNY", "etny-pynithy-testnet-unsafe", 5,
+            _BLOXBERG_LEGACY, poa=True, explorer_url="https://blockexplorer.bloxberg.org",
+        ),
+        Network(
+            "bloxberg_mainnet", 8995, "https://bloxberg.ethernity.cloud",
+            "0x549A6E06BB2084100148D50F51CF77a3436C3Ae7", "0x549A6E06BB2084100148D50F51CF77a3436C3Ae7",
+            "0x15D73a742529C3fb11f3FA32EF7f0CC3870ACA31", "ETNY", "etny-pynithy", 5,
+            _BLOXBERG_LEGACY, poa=True, mainnet=True, explorer_url="https://blockexplorer.bloxberg.org",
+        ),
+        Network(
+            "polygon_mainnet", 137, "https://polygon-bor-rpc.publicnode.com",
+            "0x439945BE73fD86fcC172179021991E96Beff3Cc4", "0xc6920888988cAcEeA7ACCA0c96f2D65b05eE22Ba",
+            "0x689f3806874d3c8A973f419a4eB24e6fBA7E830F", "ECLD", "ecld-pynithy", 2,
+            GasPolicy(True, max_fee_per_gas_wei=200 * GWEI, max_priority_fee_per_gas_wei=32 * GWEI),
+            poa=True, mainnet=True, explorer_url="https://polygonscan.com",
+        ),
+        Network(
+            "polygon_amoy", 80002, "https://polygon-amoy-bor-rpc.publicnode.com",
+            "0x1579b37C5a69ae02dDd23263A2b1318DE66a27C3", "0x9927809B61122B2af3f3b3A3303875e0687b8eE3",
+            "0xeFA33c3976f31961285Ae4f5D10188616C912728", "tECLD", "ecld-pynithy-amoy", 2,
+            GasPolicy(True, max_fee_per_gas_wei=64 * GWEI, max_priority_fee_per_gas_wei=32 * GWEI),
+            poa=True, explorer_url="https://amoy.polygonscan.com",
+        ),
+        Network(
+            "iotex_testnet", 4690, "https://babel-api.testnet.iotex.io",
+            "0xD56385A97413Ed80E28B1b54A193b98F2C49c975", "0x95Aa17fCFaAB75e8ed7d7DF218045795dCeB9c50",
+            "0xa7467A6391816be9367a1cC52E0ef0c15FfE3cCC", "tECLD", "ecld-pynithy-iotex-testnet", 5,
+            GasPolicy(True, max_fee_per_gas_wei=1500 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
+            explorer_url="https://testnet.iotexscan.io",
+        ),
+        Network(
+            "ethereum_sepolia", 11155111, "https://ethereum-sepolia-rpc.publicnode.com",
+            "0x798975F9FdD90A21Cb11Ac26F1377e1542c58f9c", "0x2E27677fb67531eb09134fE331C27899f87ADe10",
+            "0xa7E43a269E3307cf9d246b07df2B89CAA1b4C42F", "tECLD", "ecld-pynithy-ethereum-sepolia", 30,
+            GasPolicy(True, max_fee_per_gas_wei=15 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
+            explorer_url="https://sepolia.etherscan.io",
+        ),
+        Network(
+            "ethereum_sepolia_unsafe", 11155111, "https://ethereum-sepolia-rpc.publicnode.com",
+            "0x798975F9FdD90A21Cb11Ac26F1377e1542c58f9c", "0x2E27677fb67531eb09134fE331C27899f87ADe10",
+            "0xa7E43a269E3307cf9d246b07df2B89CAA1b4C42F", "tECLD", "ecld-pynithy-ethereum-sepolia-unsafe", 30,
+            GasPolicy(True, max_fee_per_gas_wei=15 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
+            explorer_url="https://sepolia.etherscan.io",
+        ),
+        Network(
+            "litvm_liteforge", 4441, "https://liteforge.rpc.caldera.xyz/infra-partner-http",
+            "0xE35991de1f2A435e29E70406FA2781b1AffCb168", "0x95Aa17fCFaAB75e8ed7d7DF218045795dCeB9c50",
+            "0xAf8Ce29103E1f59feDD49688ff070Ffc2346AF1D", "tECLD", "ecld-pynithy-litvm-testnet", 1,
+            GasPolicy(True, max_fee_per_gas_wei=2 * GWEI, max_priority_fee_per_gas_wei=0),
+        ),
+        Network(
+            "litvm_liteforge_unsafe", 4441, "https://liteforge.rpc.caldera.xyz/infra-partner-http",
+            "0xE35991de1f2A435e29E70406FA2781b1AffCb168", "0x95Aa17fCFaAB75e8ed7d7DF218045795dCeB9c50",
+            "0xAf8Ce29103E1f59feDD49688ff070Ffc2346AF1D", "tECLD", "ecld-pynithy-litvm-testnet-unsafe", 1,
+            GasPolicy(True, max_fee_per_gas_wei=2 * GWEI, max_priority_fee_per_gas_wei=0),
+        ),
+        # Local devnet: addresses, RPC and chain id come from the connection `ethernity-devnet up` writes.
+        Network(
+            "devnet", 31337, None, None, None, None, "tETNY", "etny-pynithy-devnet", 1,
+            GasPolicy(True, max_fee_per_gas_wei=100 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
+        ),
+        # Any other EVM deployment of the protocol: everything comes from the connection.
+        Network(
+            "custom", None, None, None, None, None, "ETNY", None, 5,
+            GasPolicy(True, max_fee_per_gas_wei=500 * GWEI, max_priority_fee_per_gas_wei=2 * GWEI),
+        ),
+    )
+}
+
+
+def get_network(name: str) -> Network:
+    """Look a network up by name (case-insensitive; ``BLOXBERG/TESTNET`` style also accepted)."""
+    key = (name or "").strip().lower().replace("/", "_").replace("-", "_")
+    try:
+        return NETWORKS[key]
+    except KeyError:
+        raise ConfigurationError(
+            f"network={name!r} is unknown: allowed {', '.join(sorted(NETWORKS))}"
+        ) from None
