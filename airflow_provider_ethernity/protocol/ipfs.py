@@ -1,0 +1,154 @@
+"""A small client for the Kubo RPC API subset the protocol uses (add, cat, pin/add, version).
+
+Uploads use the official runner's parameters (CIDv1, raw leaves, 256 KiB chunks) so CIDs agree with it.
+An optional token is sent verbatim in the ``authorization`` header. Transient faults (connection errors,
+timeouts, 502/503/504) are retried with backoff; 401/403 and other errors fail fast with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from airflow_provider_ethernity.protocol.errors import ConfigurationError, StorageError, TransientError
+from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, TRANSIENT_HTTP_STATUS, RetryPolicy
+
+ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "chunker": "size-262144", "pin": "true"}
+STREAM_CHUNK = 1 << 20
+
+
+def normalize_api_url(url: str) -> str:
+    """``http://host:5001`` or ``http://host:5001/api/v0`` -> ``http://host:5001/api/v0``."""
+    url = (url or "").strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigurationError(f"ipfs_api_url={url!r} is not an http(s) URL (example: http://127.0.0.1:5001/api/v0)")
+    return url if url.endswith("/api/v0") else url + "/api/v0"
+
+
+def _raise_for(response: httpx.Response, what: str) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        response.read()
+        detail = response.json().get("Message", "") if response.content else ""
+    except Exception:
+        detail = response.text[:200] if response.content else ""
+    message = f"IPFS {what} failed with HTTP {response.status_code}{': ' + detail if detail else ''}"
+    if response.status_code in TRANSIENT_HTTP_STATUS:
+        raise TransientError(message)
+    if response.status_code in (401, 403):
+        raise StorageError(message + " (check the connection's IPFS token)")
+    raise StorageError(message)
+
+
+def _wrap_transport(exc: httpx.TransportError, api_url: str, what: str) -> TransientError:
+    return TransientError(f"IPFS API {api_url} unreachable during {what}: {type(exc).__name__}: {exc}")
+
+
+class IpfsClient:
+    """Synchronous client. Thread-safe (one httpx.Client with a connection pool)."""
+
+    def __init__(
+        self, api_url: str, token: str | None = None, timeout: float = 60.0, retry: RetryPolicy = DEFAULT_RETRY
+    ) -> None:
+        self.api_url = normalize_api_url(api_url)
+        self._headers = {"authorization": token} if token else {}
+        self._timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
+        self._retry = retry
+        self._client = httpx.Client(timeout=self._timeout, headers=self._headers)
+
+    def __repr__(self) -> str:  # never show the token
+        return f"IpfsClient({self.api_url!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _post(self, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._client.post(f"{self.api_url}/{path}", **kwargs)
+        except httpx.TransportError as exc:
+            raise _wrap_transport(exc, self.api_url, what) from None
+        _raise_for(response, what)
+        return response
+
+    def add(self, data: bytes | str | Path | IO[bytes], name: str = "blob") -> str:
+        """Add bytes (or a file path / binary file) and return its CID."""
+
+        def attempt() -> str:
+            if isinstance(data, (str, Path)) and os.path.exists(data):
+                with open(data, "rb") as fh:
+                    response = self._post("add", "add", params=ADD_PARAMS, files={"file": (name, fh)})
+            else:
+                payload = data.encode() if isinstance(data, str) else data
+                response = self._post("add", "add", params=ADD_PARAMS, files={"file": (name, payload)})
+            return response.json()["Hash"]
+
+        return self._retry.call(attempt)
+
+    def cat(self, cid: str, max_bytes: int | None = None) -> bytes:
+        """Read the content of ``cid`` (at most ``max_bytes``; larger content is refused)."""
+        return b"".join(self._retry.call(lambda: list(self._cat_stream(cid, max_bytes))))
+
+    def _cat_stream(self, cid: str, max_bytes: int | None) -> Iterator[bytes]:
+        try:
+            with self._client.stream("POST", f"{self.api_url}/cat", params={"arg": cid}) as response:
+                _raise_for(response, f"cat of {cid}")
+                total = 0
+                for chunk in response.iter_bytes(STREAM_CHUNK):
+                    total += len(chunk)
+                    if max_bytes is not None and total > max_bytes:
+                        raise StorageError(f"IPFS content {cid} is larger than the limit of {max_bytes} bytes")
+                    yield chunk
+        except httpx.TransportError as exc:
+            raise _wrap_transport(exc, self.api_url, f"cat of {cid}") from None
+
+    def pin(self, cid: str) -> None:
+        self._retry.call(lambda: self._post("pin/add", f"pin of {cid}", params={"arg": cid}))
+
+    def version(self) -> str:
+        """The daemon's version string; a cheap reachability probe."""
+        return self._retry.call(lambda: self._post("version", "version").json().get("Version", "unknown"))
+
+
+class AsyncIpfsClient:
+    """Asynchronous counterpart (httpx.AsyncClient), for code running in the triggerer's event loop."""
+
+    def __init__(
+        self, api_url: str, token: str | None = None, timeout: float = 60.0, retry: RetryPolicy = DEFAULT_RETRY
+    ) -> None:
+        self.api_url = normalize_api_url(api_url)
+        self._retry = retry
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            headers={"authorization": token} if token else {},
+        )
+
+    def __repr__(self) -> str:
+        return f"AsyncIpfsClient({self.api_url!r})"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _post(self, path: str, what: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._client.post(f"{self.api_url}/{path}", **kwargs)
+        except httpx.TransportError as exc:
+            raise _wrap_transport(exc, self.api_url, what) from None
+        _raise_for(response, what)
+        return response
+
+    async def cat(self, cid: str) -> bytes:
+        async def attempt() -> bytes:
+            return (await self._post("cat", f"cat of {cid}", params={"arg": cid})).content
+
+        return await self._retry.acall(attempt)
+
+    async def version(self) -> str:
+        async def attempt() -> str:
+            return (await self._post("version", "version")).json().get("Version", "unknown")
+
+        return await self._retry.acall(attempt)
