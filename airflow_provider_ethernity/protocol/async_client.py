@@ -1,0 +1,84 @@
+"""Asynchronous, key-free chain reads (AsyncWeb3) for code that runs in the triggerer's event loop.
+
+It only reads: order lookup, order status and the order events. Anything that signs stays on a worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_ethernity.protocol.abi import PROTOCOL, load_abi
+from airflow_provider_ethernity.protocol.client import Order
+from airflow_provider_ethernity.protocol.events import (
+    ORDER_CLOSED_TOPIC,
+    ORDER_PLACED_TOPIC,
+    OrderStatus,
+    decode_order_closed,
+    decode_order_placed,
+)
+from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, RetryPolicy
+
+
+class AsyncChainReader:
+    """Reads the protocol contract of one chain. Close it with :meth:`aclose`."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        protocol_address: str,
+        *,
+        poa: bool = False,
+        timeout: float = 30.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
+        from web3 import AsyncWeb3
+
+        self.rpc_url = rpc_url
+        self.protocol_address = protocol_address
+        self.retry = retry
+        self.w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        if poa:
+            from web3.middleware import ExtraDataToPOAMiddleware
+
+            self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+        self.protocol = self.w3.eth.contract(address=protocol_address, abi=load_abi(PROTOCOL))
+
+    async def aclose(self) -> None:
+        await self.w3.provider.disconnect()
+
+    async def block_number(self) -> int:
+        return int(await self.retry.acall(lambda: self.w3.eth.block_number))
+
+    async def _logs(self, topic: str, from_block: int, to_block: int | str) -> list[Any]:
+        params = {
+            "address": self.protocol_address,
+            "fromBlock": int(from_block),
+            "toBlock": to_block,
+            "topics": [topic],
+        }
+        return await self.retry.acall(self.w3.eth.get_logs, params)
+
+    async def placed_orders(self, from_block: int, to_block: int | str = "latest") -> list[tuple[int, int, int]]:
+        """(order id, DO request id, DP request id) of every ``_orderPlacedEV`` in the range."""
+        return [decode_order_placed(e["data"]) for e in await self._logs(ORDER_PLACED_TOPIC, from_block, to_block)]
+
+    async def closed_orders(self, from_block: int, to_block: int | str = "latest") -> list[int]:
+        """Order ids of every ``_orderClosedEV`` in the range."""
+        return [decode_order_closed(e["data"]) for e in await self._logs(ORDER_CLOSED_TOPIC, from_block, to_block)]
+
+    async def find_order(self, do_request_id: int, from_block: int) -> int | None:
+        for order_id, do_request, _dp in await self.placed_orders(from_block):
+            if do_request == int(do_request_id):
+                return order_id
+        return None
+
+    async def get_order(self, order_id: int) -> Order:
+        row = await self.retry.acall(self.protocol.functions._getOrder(int(order_id)).call)
+        downer, dproc, do_request, dp_request, status = row
+        return Order(int(order_id), downer, dproc, int(do_request), int(dp_request), int(status))
+
+    async def is_order_closed(self, order_id: int, from_block: int) -> bool:
+        try:
+            return int(order_id) in await self.closed_orders(from_block)
+        except Exception:
+            return (await self.get_order(order_id)).status == OrderStatus.CLOSED
