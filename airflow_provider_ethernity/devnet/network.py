@@ -1,0 +1,323 @@
+"""The whole local network: anvil + contracts + IPFS service + registered trustedzone + node agent.
+
+``Devnet(workdir).start()`` brings everything up on free loopback ports and writes ``devnet.json`` (the
+state, including the pids) and ``connection.env`` (the Airflow connection). ``stop()`` - or
+``Devnet.stop_from_state(workdir)`` from another process - stops every process it started.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_ethernity.devnet.node_agent import AgentConfig, AgentControl
+
+log = logging.getLogger("ethernity.devnet")
+
+TRUSTEDZONE = "etny-pynithy-devnet"
+CHAIN_ID = 31337
+STATE_FILE = "devnet.json"
+CONNECTION_FILE = "connection.env"
+#: anvil's well-known development keys (public; devnet only): deployer and node operator.
+DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcad7bf4f2ff80"
+NODE_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
+REQUESTER_TOKENS = 10_000
+REQUESTER_ETH_WEI = 100 * 10**18
+
+
+def default_workdir() -> Path:
+    return Path(os.environ.get("ETHERNITY_DEVNET_HOME", Path.home() / ".ethernity-devnet"))
+
+
+@dataclass
+class DevnetState:
+    workdir: str
+    rpc_url: str
+    ipfs_api_url: str
+    chain_id: int
+    protocol_address: str
+    token_address: str
+    image_registry_address: str
+    trustedzone: str
+    requester_address: str
+    node_address: str
+    pids: dict[str, int]
+    started_at: str
+
+    def connection_extra(self) -> dict[str, Any]:
+        return {
+            "network": "devnet",
+            "rpc_url": self.rpc_url,
+            "ipfs_api_url": self.ipfs_api_url,
+            "chain_id": self.chain_id,
+            "protocol_address": self.protocol_address,
+            "token_address": self.token_address,
+            "image_registry_address": self.image_registry_address,
+            "trustedzone": self.trustedzone,
+        }
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return True
+
+
+def stop_pid(pid: int, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; returns when the process is gone."""
+    if not _pid_alive(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    while _pid_alive(pid):
+        time.sleep(0.05)
+
+
+def make_enclave_identity(name: str) -> tuple[bytes, str]:
+    """A secp384r1 key (PKCS#8 PEM) and a self-signed X.509 certificate for the devnet's trustedzone."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+class Devnet:
+    """Start and stop the local Ethernity network. Use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self,
+        workdir: str | Path | None = None,
+        *,
+        block_time: float | None = None,
+        ipfs_token: str | None = None,
+        agent_max_task_seconds: float = 300.0,
+    ) -> None:
+        self.workdir = Path(workdir or default_workdir()).resolve()
+        self.block_time = block_time
+        self.ipfs_token = ipfs_token
+        self.agent_max_task_seconds = agent_max_task_seconds
+        self.state: DevnetState | None = None
+        self.requester_key: str | None = None
+        self._anvil: Any = None
+        self._ipfs: Any = None
+        self._agent: subprocess.Popen[bytes] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> DevnetState:
+        from eth_account import Account
+        from web3 import Web3
+
+        from airflow_provider_ethernity.devnet import deploy
+        from airflow_provider_ethernity.devnet.chain import AnvilProcess
+        from airflow_provider_ethernity.devnet.ipfs_service import IpfsService
+        from airflow_provider_ethernity.protocol.ipfs import IpfsClient
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        existing = self.workdir / STATE_FILE
+        if existing.exists():
+            self.stop_from_state(self.workdir)
+        started = time.monotonic()
+        try:
+            self._anvil = AnvilProcess(block_time=self.block_time, workdir=self.workdir, chain_id=CHAIN_ID)
+            self._anvil.start()
+            self._ipfs = IpfsService(self.workdir / "ipfs", token=self.ipfs_token)
+            self._ipfs.start()
+            w3 = Web3(Web3.HTTPProvider(self._anvil.rpc_url))
+            contracts = deploy.deploy_contracts(w3, DEPLOYER_KEY)
+
+            enclave_key, certificate = make_enclave_identity(TRUSTEDZONE)
+            key_file = self.workdir / "enclave-key.pem"
+            key_file.write_bytes(enclave_key)
+            key_file.chmod(0o600)
+            ipfs = IpfsClient(self._ipfs.api_url, self.ipfs_token)
+            image_cid = ipfs.add(b"ethernity devnet enclave image (the node agent plays the enclave)")
+            compose_cid = ipfs.add(b"services: {etny-securelock: {image: devnet}}\n")
+            ipfs.close()
+            deploy.register_image(
+                w3, contracts.image_registry, DEPLOYER_KEY, TRUSTEDZONE, "v3", image_cid, certificate, compose_cid
+            )
+
+            requester = Account.create()
+            self.requester_key = requester.key.to_0x_hex()
+            node_address = Account.from_key(NODE_KEY).address
+            deploy.fund(w3, contracts.token, DEPLOYER_KEY, requester.address, REQUESTER_ETH_WEI, REQUESTER_TOKENS)
+
+            control_file = self.workdir / "agent-control.json"
+            AgentControl().write(control_file)
+            agent_config = AgentConfig(
+                rpc_url=self._anvil.rpc_url,
+                chain_id=CHAIN_ID,
+                protocol_address=contracts.protocol,
+                token_address=contracts.token,
+                image_registry_address=contracts.image_registry,
+                ipfs_api_url=self._ipfs.api_url,
+                node_private_key=NODE_KEY,
+                enclave_key_file=str(key_file),
+                control_file=str(control_file),
+                max_task_seconds=self.agent_max_task_seconds,
+            )
+            agent_config.save(self.workdir / "agent.json")
+            self._agent = self._start_agent()
+
+            self.state = DevnetState(
+                workdir=str(self.workdir),
+                rpc_url=self._anvil.rpc_url,
+                ipfs_api_url=self._ipfs.api_url,
+                chain_id=CHAIN_ID,
+                protocol_address=contracts.protocol,
+                token_address=contracts.token,
+                image_registry_address=contracts.image_registry,
+                trustedzone=TRUSTEDZONE,
+                requester_address=requester.address,
+                node_address=node_address,
+                pids={"anvil": self._anvil.pid, "ipfs": self._ipfs.pid, "agent": self._agent.pid},
+                started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            )
+            self._write_state()
+            self._wait_agent_ready(w3, node_address)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("devnet up in %.1f s at %s", time.monotonic() - started, self.workdir)
+        return self.state
+
+    def _start_agent(self) -> subprocess.Popen[bytes]:
+        log_file = open(self.workdir / "agent.log", "ab")  # noqa: SIM115 - handed to the child
+        return subprocess.Popen(
+            [sys.executable, "-m", "airflow_provider_ethernity.devnet.node_agent", str(self.workdir / "agent.json")],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+
+    def _wait_agent_ready(self, w3: Any, node_address: str, timeout: float = 60.0) -> None:
+        """The agent is ready once it has registered its first DP request."""
+        from airflow_provider_ethernity.protocol.abi import PROTOCOL, load_abi
+
+        protocol = w3.eth.contract(address=self.state.protocol_address, abi=load_abi(PROTOCOL))  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._agent is not None and self._agent.poll() is not None:
+                raise RuntimeError(
+                    f"the node agent exited; see {self.workdir / 'agent.log'}:\n{self._agent_log_tail()}"
+                )
+            if protocol.functions._getMyDPRequests().call({"from": node_address}):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"the node agent did not register within {timeout:g} s:\n{self._agent_log_tail()}")
+
+    def _agent_log_tail(self) -> str:
+        path = self.workdir / "agent.log"
+        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+    def _write_state(self) -> None:
+        assert self.state is not None
+        (self.workdir / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=2))
+        conn_file = self.workdir / CONNECTION_FILE
+        conn_file.write_text(f"export AIRFLOW_CONN_ETHERNITY_DEFAULT='{self.connection_json()}'\n")
+        conn_file.chmod(0o600)
+
+    def stop(self) -> None:
+        """Stop the agent, IPFS and anvil; leaves no process behind."""
+        if self._agent is not None:
+            stop_pid(self._agent.pid)
+            self._agent.wait()
+            self._agent = None
+        for service in (self._ipfs, self._anvil):
+            if service is not None:
+                service.stop()
+        self._ipfs = self._anvil = None
+        (self.workdir / STATE_FILE).unlink(missing_ok=True)
+
+    @staticmethod
+    def stop_from_state(workdir: str | Path | None = None) -> list[str]:
+        """Stop a devnet another process started (``ethernity-devnet down``); returns what was stopped."""
+        path = Path(workdir or default_workdir()) / STATE_FILE
+        if not path.exists():
+            return []
+        state = json.loads(path.read_text())
+        stopped = []
+        for name in ("agent", "ipfs", "anvil"):
+            pid = state.get("pids", {}).get(name)
+            if pid and _pid_alive(pid):
+                stop_pid(pid)
+                stopped.append(f"{name} (pid {pid})")
+        path.unlink(missing_ok=True)
+        return stopped
+
+    def __enter__(self) -> Devnet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ helpers for users and tests
+    def connection_json(self) -> str:
+        """The Airflow connection (JSON form) for ``AIRFLOW_CONN_ETHERNITY_DEFAULT``."""
+        assert self.state is not None and self.requester_key is not None
+        extra = self.state.connection_extra()
+        if self.ipfs_token:
+            extra["ipfs_token"] = self.ipfs_token
+        return json.dumps({"conn_type": "ethernity", "password": self.requester_key, "extra": extra})
+
+    @property
+    def control_file(self) -> Path:
+        return self.workdir / "agent-control.json"
+
+    def set_agent(self, mode: str = "normal", fault_codes: list[int] | None = None, delay_seconds: float = 0) -> None:
+        """Failure injection: "idle" places no orders; fault_codes are returned by the next orders."""
+        AgentControl(mode=mode, fault_codes=list(fault_codes or []), delay_seconds=delay_seconds).write(
+            self.control_file
+        )
+
+    def read_state(self) -> dict[str, Any]:
+        return json.loads((self.workdir / STATE_FILE).read_text())

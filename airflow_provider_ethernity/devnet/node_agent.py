@@ -1,0 +1,270 @@
+"""The devnet's node agent: plays the node operator and the trustedzone enclave.
+
+Loop: watch DO requests -> for each one it may take (unpinned, or pinned to this node), register a DP request
+and place an order -> once the order is PROCESSING (approved, or delegated when pinned), fetch the sealed
+challenge, code and input from IPFS, open them with the enclave key, check their checksums, run the code in
+a child process with memory and time limits, seal the result for the requester (NaCl box), add it to IPFS,
+sign the ``_addResultToOrder`` statement with the challenge wallet and record ``v3:<signed tx>:<cid>``.
+
+Failure injection is read from a JSON control file on every loop (see :class:`AgentControl`):
+``mode`` "normal" or "idle" (places no orders: the "no node" case), ``fault_codes`` (a queue: the next
+orders return these operator-fault codes instead of running), ``delay_seconds`` (a slow node).
+
+Run: ``python -m airflow_provider_ethernity.devnet.node_agent CONFIG_JSON``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_ethernity.protocol import metadata
+from airflow_provider_ethernity.protocol.client import EthernityClient
+from airflow_provider_ethernity.protocol.crypto import open_sealed, seal_result, sha256_hex
+from airflow_provider_ethernity.protocol.events import ORDER_PLACED_TOPIC, OrderStatus, RequestStatus
+from airflow_provider_ethernity.protocol.results import sign_result_transaction
+from airflow_provider_ethernity.protocol.settings import ClientSettings
+
+log = logging.getLogger("ethernity.devnet.agent")
+
+EXECUTION_TIMEOUT = 33
+PAYLOAD_CHECKSUM_ERROR = 6
+INPUT_CHECKSUM_ERROR = 7
+
+
+@dataclass
+class AgentConfig:
+    rpc_url: str
+    chain_id: int
+    protocol_address: str
+    token_address: str
+    image_registry_address: str
+    ipfs_api_url: str
+    node_private_key: str = field(repr=False)
+    enclave_key_file: str
+    control_file: str
+    poll_interval: float = 0.2
+    #: Upper bound of one task's run time on the devnet (the request's duration is in hours).
+    max_task_seconds: float = 300.0
+    workers: int = 4
+
+    @classmethod
+    def load(cls, path: str | Path) -> AgentConfig:
+        return cls(**json.loads(Path(path).read_text()))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=2))
+        os.chmod(path, 0o600)
+
+
+@dataclass
+class AgentControl:
+    mode: str = "normal"  # "normal" | "idle"
+    fault_codes: list[int] = field(default_factory=list)
+    delay_seconds: float = 0.0
+
+    @classmethod
+    def read(cls, path: str | Path) -> AgentControl:
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
+            return cls()
+
+    def write(self, path: str | Path) -> None:
+        tmp = Path(f"{path}.tmp")
+        tmp.write_text(json.dumps(asdict(self)))
+        tmp.replace(path)
+
+
+def run_code(code: str, input_data: str | None, timeout: float, memory_gb: int) -> tuple[int, str]:
+    """Run task code in a child Python with an address-space and CPU limit and a wall-clock timeout."""
+    limit = max(1, memory_gb) * 1024**3
+
+    def limits() -> None:  # runs in the child before exec
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        cpu = int(timeout) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+        os.setsid()
+
+    with tempfile.TemporaryDirectory(prefix="etny-task-") as tmp:
+        task_file, result_file = Path(tmp, "task.json"), Path(tmp, "result.json")
+        task_file.write_text(json.dumps({"code": code, "input": input_data}))
+        cmd = [sys.executable, "-m", "airflow_provider_ethernity.devnet.enclave_exec", str(task_file), str(result_file)]
+        proc = subprocess.Popen(cmd, cwd=tmp, preexec_fn=limits, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return EXECUTION_TIMEOUT, f"EXECUTION_TIMEOUT: the task ran longer than {timeout:g} s"
+        if not result_file.exists():
+            tail = output.decode(errors="replace")[-2000:]
+            return 1, f"SYSTEM_ERROR: the task process exited with {proc.returncode}\n{tail}"
+        outcome = json.loads(result_file.read_text())
+        return int(outcome["task_code"]), str(outcome["result"])
+
+
+class NodeAgent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        settings = ClientSettings.build(
+            "devnet",
+            rpc_url=config.rpc_url,
+            private_key=config.node_private_key,
+            ipfs_api_url=config.ipfs_api_url,
+            protocol_address=config.protocol_address,
+            token_address=config.token_address,
+            image_registry_address=config.image_registry_address,
+            chain_id=config.chain_id,
+        )
+        self.client = EthernityClient(settings, logger=log)
+        self.enclave_key = Path(config.enclave_key_file).read_bytes()
+        self.next_do_request = 0
+        self.claimed: set[int] = set()
+        self.running: set[int] = set()
+        self.lock = threading.Lock()
+        self.stop_event = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="etny-task")
+
+    @property
+    def protocol(self) -> Any:
+        return self.client.protocol
+
+    def register(self) -> int:
+        """A DP request offering this node's resources (the protocol's proof that it is a node)."""
+        call = self.protocol.functions._addDPRequest(255, 255, 255, 255, 65535, 0, "devnet", "", "", "")
+        tx = self.client.transact(call, "_addDPRequest")
+        receipt = self.client.wait_receipt(tx, "_addDPRequest")
+        return int(receipt["logs"][-1]["data"][-32:].hex(), 16)
+
+    def control(self) -> AgentControl:
+        return AgentControl.read(self.config.control_file)
+
+    def step(self) -> None:
+        control = self.control()
+        count = int(self.protocol.functions._getDORequestsCount().call())
+        if control.mode != "idle":
+            for do_request in range(self.next_do_request, count):
+                self.consider(do_request)
+            self.next_do_request = count
+        for order_id in list(self.claimed - self.running):
+            status = self.client.get_order(order_id).status
+            if status == OrderStatus.PROCESSING:
+                with self.lock:
+                    self.running.add(order_id)
+                self.pool.submit(self.process_safely, order_id)
+            elif status in (OrderStatus.CLOSED, OrderStatus.CANCELED):
+                self.claimed.discard(order_id)
+
+    def consider(self, do_request: int) -> None:
+        row = self.protocol.functions._getDORequest(do_request).call()
+        if int(row[7]) != RequestStatus.AVAILABLE:
+            return
+        pinned = self.protocol.functions._getDORequestMetadata(do_request).call()[4]
+        if pinned and pinned.lower() != self.client.address.lower():
+            return
+        dp_request = self.register()
+        tx = self.client.transact(self.protocol.functions._placeOrder(do_request, dp_request), "_placeOrder")
+        receipt = self.client.wait_receipt(tx, "_placeOrder")
+        for entry in receipt["logs"]:
+            if entry["topics"] and entry["topics"][0].to_0x_hex() == ORDER_PLACED_TOPIC:
+                order_id = int.from_bytes(bytes(entry["data"])[:32], "big")
+                self.claimed.add(order_id)
+                log.info("placed order %s for DO request %s", order_id, do_request)
+
+    def process_safely(self, order_id: int) -> None:
+        try:
+            self.process(order_id)
+        except Exception:
+            log.exception("order %s failed in the agent", order_id)
+        finally:
+            with self.lock:
+                self.running.discard(order_id)
+                self.claimed.discard(order_id)
+
+    def _open(self, cid: str) -> str:
+        return open_sealed(self.client.ipfs.cat(cid), self.enclave_key).decode("utf-8")
+
+    def process(self, order_id: int) -> None:
+        order = self.client.get_order(order_id)
+        _owner, m1, m2, m3, _m4 = self.protocol.functions._getDORequestMetadata(order.do_request_id).call()
+        request = self.protocol.functions._getDORequest(order.do_request_id).call()
+        image = metadata.parse_image_metadata(m1)
+        code_meta, input_meta = metadata.parse_artefact_metadata(m2), metadata.parse_artefact_metadata(m3)
+        challenge = self._open(image.challenge_cid)
+        control = self.control()
+        if control.delay_seconds:
+            time.sleep(control.delay_seconds)
+        task_code, result = self._execute(control, code_meta, input_meta, memory_gb=int(request[2]))
+        self.record(order_id, challenge, image.requester_public_key, task_code, result)
+
+    def _execute(
+        self,
+        control: AgentControl,
+        code_meta: metadata.ArtefactMetadata,
+        input_meta: metadata.ArtefactMetadata,
+        memory_gb: int,
+    ) -> tuple[int, str]:
+        if control.fault_codes:
+            code = control.fault_codes.pop(0)
+            control.write(self.config.control_file)
+            return code, f"operator fault {code} injected by the devnet"
+        code = self._open(code_meta.cid)
+        if sha256_hex(code) != code_meta.checksum:
+            return PAYLOAD_CHECKSUM_ERROR, "the code does not match its checksum"
+        input_data = self._open(input_meta.cid) if input_meta.cid else None
+        if input_data is not None and sha256_hex(input_data) != input_meta.checksum:
+            return INPUT_CHECKSUM_ERROR, "the input dataset does not match its checksum"
+        return run_code(code, input_data, self.config.max_task_seconds, memory_gb)
+
+    def record(self, order_id: int, challenge: str, requester_key: str, task_code: int, result: str) -> None:
+        cid = self.client.ipfs.add(seal_result(result, requester_key))
+        signed = sign_result_transaction(
+            order_id=order_id,
+            task_code=task_code,
+            checksum=sha256_hex(result),
+            client_challenge=challenge,
+            enclave_challenge=secrets.token_hex(10),
+            protocol_address=self.config.protocol_address,
+            chain_id=self.config.chain_id,
+        )
+        call = self.protocol.functions._addResultToOrder(order_id, f"v3:{signed}:{cid}")
+        self.client.wait_receipt(self.client.transact(call, "_addResultToOrder"), "_addResultToOrder")
+        log.info("order %s closed with task code %s (result %s)", order_id, task_code, cid)
+
+    def run(self) -> None:
+        self.register()
+        log.info("node agent %s ready", self.client.address)
+        while not self.stop_event.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("agent step failed; continuing")
+            self.stop_event.wait(self.config.poll_interval)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    agent = NodeAgent(AgentConfig.load(argv[1]))
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop_event.set())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop_event.set())
+    agent.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
