@@ -134,6 +134,7 @@ class EthernityClient:
         self.network = settings.network
         self.retry = retry
         self.log = logger or log
+        self._chain_verified = False
 
     def __repr__(self) -> str:
         return f"EthernityClient(network={self.network.name!r}, rpc={self.settings.rpc_url!r})"
@@ -212,7 +213,7 @@ class EthernityClient:
         return int(self._rpc(lambda: self.w3.eth.block_number))
 
     def verify_chain(self) -> None:
-        """The RPC serves the expected chain and every contract address holds code."""
+        """The RPC serves the expected chain and every contract address holds code (checked once per client)."""
         actual = self.chain_id()
         expected = self.network.chain_id
         if expected is not None and actual != expected:
@@ -230,6 +231,7 @@ class EthernityClient:
             code = self._rpc(lambda a=address: self.w3.eth.get_code(a))
             if not code or bytes(code) in (b"", b"\x00"):
                 raise ConfigurationError(f"{label}={address} holds no contract on chain {actual}")
+        self._chain_verified = True
 
     def token_balance(self, address: str | None = None) -> int:
         """Token balance in wei (18 decimals)."""
@@ -388,6 +390,8 @@ class EthernityClient:
         spec = Resources.from_value(resources)
         node = metadata.normalize_node_address(node_address)
         zone = trustedzone or self.settings.trustedzone or ""
+        if not self._chain_verified:
+            self.verify_chain()
         enclave = self.preflight(spec, zone, node)
 
         challenge = metadata.new_challenge()
