@@ -133,7 +133,7 @@ def test_wrong_chain_id_is_refused(devnet, devnet_conn, monkeypatch):
 
 def test_unreachable_rpc_is_a_clear_error(devnet, devnet_conn, monkeypatch):
     set_conn(monkeypatch, "deadrpc", devnet_conn, rpc_url="http://127.0.0.1:9")
-    with pytest.raises(TransientError, match="127.0.0.1:9 unreachable"):
+    with pytest.raises(TransientError, match=r"127\.0\.0\.1:9 unreachable"):
         EthernityHook("deadrpc", retry=FAST_RETRY).submit_task(HELLO)
 
 
