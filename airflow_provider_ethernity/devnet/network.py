@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_ethernity.devnet.node_agent import AgentConfig, AgentControl
+from airflow_provider_ethernity.devnet.process import pid_alive, stop_pid
 
 log = logging.getLogger("ethernity.devnet")
 
@@ -27,8 +27,8 @@ TRUSTEDZONE = "etny-pynithy-devnet"
 CHAIN_ID = 31337
 STATE_FILE = "devnet.json"
 CONNECTION_FILE = "connection.env"
-#: anvil's well-known development keys (public; devnet only): deployer and node operator.
-DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcad7bf4f2ff80"
+#: anvil's well-known development keys #0 and #2 (public, from its test mnemonic; devnet only).
+DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 NODE_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
 REQUESTER_TOKENS = 10_000
 REQUESTER_ETH_WEI = 100 * 10**18
@@ -64,41 +64,6 @@ class DevnetState:
             "image_registry_address": self.image_registry_address,
             "trustedzone": self.trustedzone,
         }
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as gone
-        waited, _ = os.waitpid(pid, os.WNOHANG)
-        return waited == 0
-    except ChildProcessError:
-        return True
-
-
-def stop_pid(pid: int, grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds; returns when the process is gone."""
-    if not _pid_alive(pid):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    while _pid_alive(pid):
-        time.sleep(0.05)
 
 
 def make_enclave_identity(name: str) -> tuple[bytes, str]:
@@ -287,7 +252,7 @@ class Devnet:
         stopped = []
         for name in ("agent", "ipfs", "anvil"):
             pid = state.get("pids", {}).get(name)
-            if pid and _pid_alive(pid):
+            if pid and pid_alive(pid):
                 stop_pid(pid)
                 stopped.append(f"{name} (pid {pid})")
         path.unlink(missing_ok=True)
