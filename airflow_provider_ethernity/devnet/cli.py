@@ -9,7 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
-from airflow_provider_ethernity.devnet.network import CONNECTION_FILE, STATE_FILE, Devnet, _pid_alive, default_workdir
+from airflow_provider_ethernity.devnet.network import CONNECTION_FILE, STATE_FILE, Devnet, default_workdir
+from airflow_provider_ethernity.devnet.process import pid_alive
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -42,7 +43,7 @@ def _status(args: argparse.Namespace) -> int:
         print("devnet is down")
         return 1
     state = json.loads(path.read_text())
-    alive = {name: _pid_alive(pid) for name, pid in state["pids"].items()}
+    alive = {name: pid_alive(pid) for name, pid in state["pids"].items()}
     for name, pid in state["pids"].items():
         print(f"{name:6} pid {pid:<8} {'running' if alive[name] else 'DEAD'}")
     print(f"rpc {state['rpc_url']}  ipfs {state['ipfs_api_url']}  since {state['started_at']}")

@@ -53,7 +53,8 @@ class EthernityHook(BaseHook):
         self.retry = retry
 
     # ------------------------------------------------------------------ connection
-    def _extras(self, conn: Any) -> dict[str, Any]:
+    @staticmethod
+    def _extras(conn: Any) -> dict[str, Any]:
         extra = conn.extra_dejson or {}
         values = {}
         for name in EXTRA_FIELDS:
@@ -62,15 +63,24 @@ class EthernityHook(BaseHook):
                 values[name] = value
         return values
 
-    @cached_property
-    def settings(self) -> ClientSettings:
-        """The validated client settings of the connection (raises ConfigurationError with the field name)."""
-        conn = self.get_connection(self.ethernity_conn_id)
-        extras = self._extras(conn)
+    @classmethod
+    def settings_from_connection(cls, conn: Any) -> ClientSettings:
+        """Validated client settings of a connection (raises ConfigurationError naming the field)."""
+        extras = cls._extras(conn)
         network = extras.pop("network", "bloxberg_testnet")
         if "rpc_url" not in extras and conn.host:
             extras["rpc_url"] = conn.host
         return ClientSettings.build(network, private_key=conn.password, **extras)
+
+    @cached_property
+    def settings(self) -> ClientSettings:
+        """The validated client settings of the connection (raises ConfigurationError with the field name)."""
+        return self.settings_from_connection(self.get_connection(self.ethernity_conn_id))
+
+    @classmethod
+    async def aget_reader_settings(cls, conn_id: str) -> ClientSettings:
+        """Settings for key-free reads, fetched without blocking the event loop (for triggers)."""
+        return cls.settings_from_connection(await cls.aget_connection(conn_id))
 
     def get_conn(self) -> EthernityClient:
         """The protocol client for this connection (built once per hook)."""

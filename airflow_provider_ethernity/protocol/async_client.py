@@ -5,6 +5,7 @@ It only reads: order lookup, order status and the order events. Anything that si
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_ethernity.protocol.abi import PROTOCOL, load_abi
@@ -17,6 +18,14 @@ from airflow_provider_ethernity.protocol.events import (
     decode_order_placed,
 )
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, RetryPolicy
+
+
+@dataclass
+class OrderEvents:
+    """Order events of a block range: ``placed`` (order id, DO request id, block), ``closed`` (order id, block)."""
+
+    placed: list[tuple[int, int, int]] = field(default_factory=list)
+    closed: list[tuple[int, int]] = field(default_factory=list)
 
 
 class AsyncChainReader:
@@ -49,7 +58,7 @@ class AsyncChainReader:
     async def block_number(self) -> int:
         return int(await self.retry.acall(lambda: self.w3.eth.block_number))
 
-    async def _logs(self, topic: str, from_block: int, to_block: int | str) -> list[Any]:
+    async def _logs(self, topic: str | list[str], from_block: int, to_block: int | str) -> list[Any]:
         params = {
             "address": self.protocol_address,
             "fromBlock": int(from_block),
@@ -57,6 +66,23 @@ class AsyncChainReader:
             "topics": [topic],
         }
         return await self.retry.acall(self.w3.eth.get_logs, params)
+
+    async def order_events(self, from_block: int, to_block: int) -> OrderEvents:
+        """Every ``_orderPlacedEV`` and ``_orderClosedEV`` in the range, with one ``eth_getLogs``."""
+        events = OrderEvents()
+        for entry in await self._logs([ORDER_PLACED_TOPIC, ORDER_CLOSED_TOPIC], from_block, to_block):
+            topic = entry["topics"][0]
+            topic_hex = topic if isinstance(topic, str) else "0x" + bytes(topic).hex()
+            block = int(entry["blockNumber"])
+            if topic_hex.lower() == ORDER_PLACED_TOPIC:
+                order_id, do_request, _dp = decode_order_placed(entry["data"])
+                events.placed.append((order_id, do_request, block))
+            else:
+                events.closed.append((decode_order_closed(entry["data"]), block))
+        return events
+
+    async def orders_count(self) -> int:
+        return int(await self.retry.acall(self.protocol.functions._getOrdersCount().call))
 
     async def placed_orders(self, from_block: int, to_block: int | str = "latest") -> list[tuple[int, int, int]]:
         """(order id, DO request id, DP request id) of every ``_orderPlacedEV`` in the range."""

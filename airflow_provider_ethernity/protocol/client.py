@@ -541,29 +541,47 @@ class EthernityClient:
         return result
 
     # ------------------------------------------------------------------ waiting
-    def wait_for_order(self, task: SubmittedTask, timeout: float, poll_interval: float | None = None) -> int | None:
+    def wait_for_order_id(
+        self,
+        do_request_id: int,
+        from_block: int,
+        order_count_anchor: int | None = None,
+        *,
+        timeout: float,
+        poll_interval: float | None = None,
+    ) -> int | None:
+        """Poll until a node places an order for the DO request; None after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         interval = poll_interval or min(self.network.block_time, 2.0)
         while True:
-            order_id = self.find_order(task.do_request_id, task.from_block, task.order_count_anchor)
+            order_id = self.find_order(do_request_id, from_block, order_count_anchor)
             if order_id is not None:
                 return order_id
             if time.monotonic() >= deadline:
                 return None
             time.sleep(interval)
 
-    def wait_for_completion(
-        self, order_id: int, from_block: int, timeout: float, poll_interval: float | None = None
-    ) -> None:
+    def wait_for_order(self, task: SubmittedTask, timeout: float, poll_interval: float | None = None) -> int | None:
+        return self.wait_for_order_id(
+            task.do_request_id, task.from_block, task.order_count_anchor, timeout=timeout, poll_interval=poll_interval
+        )
+
+    def wait_closed(self, order_id: int, from_block: int, timeout: float, poll_interval: float | None = None) -> bool:
+        """Poll until TASK_COMPLETED (the order closed); False after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         interval = poll_interval or min(self.network.block_time, 2.0)
         while not self.is_order_closed(order_id, from_block):
             if time.monotonic() >= deadline:
-                status = self.get_order(order_id).status_name
-                raise OperatorFaultError(
-                    f"order {order_id} was not completed within {timeout:g} s (order status {status})"
-                )
+                return False
             time.sleep(interval)
+        return True
+
+    def wait_for_completion(
+        self, order_id: int, from_block: int, timeout: float, poll_interval: float | None = None
+    ) -> None:
+        if not self.wait_closed(order_id, from_block, timeout, poll_interval):
+            status = self.get_order(order_id).status_name
+            raise OperatorFaultError(f"order {order_id} was not completed within {timeout:g} s (order status {status})")
 
     def run_task(
         self,

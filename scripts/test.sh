@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Everything the tests need, then the whole test suite (unit, golden vectors, devnet integration).
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh -m "not integration"`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash tests/golden/setup_ref_venv.sh
+.venv/bin/ruff check .
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
