@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("hello", help="run the hello-world task through EthernityHook").set_defaults(func=_hello)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return args.func(args)
 
 

@@ -67,7 +67,7 @@ class RetryPolicy:
     def _kwargs(self) -> dict[str, Any]:
         return {
             "stop": stop_after_attempt(self.attempts) | stop_after_delay(self.max_delay),
-            "wait": wait_exponential_jitter(initial=self.initial, max=self.max_wait),
+            "wait": wait_exponential_jitter(multiplier=self.initial, max=self.max_wait, jitter=self.initial),
             "retry": retry_if_exception(is_transient),
             "reraise": True,
             "before_sleep": before_sleep_log(log, logging.WARNING),

@@ -11,13 +11,12 @@ interface IERC20 {
 ///         official runner, this provider) and nodes use. The escrow is an ERC-20 token (as on the
 ///         Polygon-style networks): `_addDORequest` takes `maxPrice` whole tokens with transferFrom,
 ///         `_addResultToOrder` pays them to the node, `_cancelDORequest` returns them.
-/// @dev Statuses: DO/DP request 0 available, 1 booked, 2 canceled, 3 done; order 0 open (placed,
+/// @dev Statuses: DO/DP request 0 available, 1 booked (stays so after its order closed), 2 canceled; order 0 open (placed,
 ///      waiting for the requester's approval), 1 processing (approved), 2 closed, 3 canceled.
 contract EthernityProtocol {
     uint256 internal constant AVAILABLE = 0;
     uint256 internal constant BOOKED = 1;
     uint256 internal constant CANCELED = 2;
-    uint256 internal constant DONE = 3;
 
     uint256 internal constant ORDER_OPEN = 0;
     uint256 internal constant ORDER_PROCESSING = 1;
@@ -239,8 +238,6 @@ contract EthernityProtocol {
         order.result = _result;
         order.status = ORDER_CLOSED;
         DORequest storage doRequest = doRequests[order.doRequest];
-        doRequest.status = DONE;
-        dpRequests[order.dpRequest].status = DONE;
         require(token.transfer(order.dproc, uint256(doRequest.maxPrice) * 1 ether), "payment failed");
         emit _orderClosedEV(_orderItem);
         return true;
