@@ -86,6 +86,28 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": "Ethernity Cloud",
+                "python-modules": ["airflow_provider_ethernity.operators.ethernity"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Ethernity Cloud",
+                "python-modules": ["airflow_provider_ethernity.sensors.ethernity"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Ethernity Cloud",
+                "python-modules": ["airflow_provider_ethernity.triggers.ethernity"],
+            }
+        ],
+        "extra-links": [
+            "airflow_provider_ethernity.links.ethernity.EthernityRequestLink",
+            "airflow_provider_ethernity.links.ethernity.EthernityOrderLink",
+        ],
         "hooks": [
             {
                 "integration-name": "Ethernity Cloud",

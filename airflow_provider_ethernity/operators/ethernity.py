@@ -136,11 +136,7 @@ class EthernityRunTaskOperator(BaseOperator):
             except ValueError:
                 raise ValueError(f"resources={resources!r} is not a dict or JSON object") from None
         spec = Resources.from_value(resources)
-        input_data = self.input_data
-        if input_data is not None and not isinstance(input_data, str):
-            import json
-
-            input_data = json.dumps(input_data)
+        input_data = _encode_input(self.input_data)
         node = normalize_node_address(self.node_address) or None
         return code, input_data, spec, node
 
@@ -379,6 +375,26 @@ class EthernityRunTaskOperator(BaseOperator):
                     self.log.info("Cancelled DO request %s on kill", submission["do_request_id"])
             except Exception as exc:  # never let cleanup hide the kill
                 self.log.warning("Could not cancel DO request %s: %s", submission["do_request_id"], exc)
+
+
+def _encode_input(value: Any) -> str | None:
+    """The input dataset as the string the enclave reads: strings as they are, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    import json
+    from collections.abc import Mapping, Sequence
+
+    def plain(obj: Any) -> Any:  # lazy XCom sequences of mapped tasks become lists
+        if isinstance(obj, Mapping):
+            return dict(obj)
+        if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)):
+            return list(obj)
+        raise TypeError(f"input_data contains a {type(obj).__name__}, which is not JSON serializable")
+
+    try:
+        return json.dumps(value, default=plain)
+    except TypeError as exc:
+        raise ValueError(f"input_data: {exc}") from None
 
 
 def _check_positive(name: str, value: Any) -> None:
