@@ -38,8 +38,8 @@ with DAG(
         """Dataset i is [i, i+1, i+2]."""
         return [[i, i + 1, i + 2] for i in range(int((params or {}).get("count", 5)))]
 
-    squares = EthernityRunTaskOperator.partial(
-        task_id="squares", code=SQUARES, resources={"taskPrice": 1}
-    ).expand(input_data=make_inputs())
+    squares = EthernityRunTaskOperator.partial(task_id="squares", code=SQUARES, resources={"taskPrice": 1}).expand(
+        input_data=make_inputs()
+    )
 
     EthernityRunTaskOperator(task_id="total", code=TOTAL, input_data=squares.output, resources={"taskPrice": 1})

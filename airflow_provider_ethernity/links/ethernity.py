@@ -21,9 +21,9 @@ class _ExplorerLink(BaseOperatorLink):
 
     @classmethod
     def persist(cls, context: Any, explorer_url: str | None, path: str) -> None:
-        """Push the link for this task instance, if the network has an explorer."""
-        if explorer_url:
-            context["ti"].xcom_push(key=cls().xcom_key, value=f"{explorer_url.rstrip('/')}/{path.lstrip('/')}")
+        """Push the link for this task instance; empty (no button target) when the network has no explorer."""
+        url = f"{explorer_url.rstrip('/')}/{path.lstrip('/')}" if explorer_url else ""
+        context["ti"].xcom_push(key=cls().xcom_key, value=url)
 
 
 class EthernityRequestLink(_ExplorerLink):

@@ -51,7 +51,8 @@ class EthernityRunTaskOperator(BaseOperator):
         It reads its input as ``___etny_data_set___`` and returns with ``___etny_result___(value)``.
     :param input_data: input dataset, a string (templated; often an upstream XCom). Non-strings are JSON-encoded.
     :param resources: dict of ``taskPrice``, ``cpu``, ``memory``, ``storage``, ``bandwidth``, ``duration``,
-        ``validators`` (templated). Missing keys take the runner's defaults; validated before any transaction.
+        ``validators`` (templated, as the attribute ``task_resources``). Missing keys take the runner's defaults;
+        validated before any transaction.
     :param trustedzone: trustedzone image name (default: the connection's, then the network's).
     :param node_address: pin the task to this node (``0x…``); the order then needs no approval.
     :param ethernity_conn_id: the ``ethernity`` connection.
@@ -67,9 +68,9 @@ class EthernityRunTaskOperator(BaseOperator):
         resubmitted as a new request.
     """
 
-    template_fields: Sequence[str] = ("code", "input_data", "resources", "trustedzone", "node_address")
+    template_fields: Sequence[str] = ("code", "input_data", "task_resources", "trustedzone", "node_address")
     template_ext: Sequence[str] = (".py",)
-    template_fields_renderers = {"code": "py", "resources": "json", "input_data": "json"}
+    template_fields_renderers = {"code": "py", "task_resources": "json", "input_data": "json"}
     ui_color = "#e8f1ff"
     operator_extra_links = (EthernityRequestLink(), EthernityOrderLink())
 
@@ -93,7 +94,8 @@ class EthernityRunTaskOperator(BaseOperator):
         super().__init__(**kwargs)
         self.code = code
         self.input_data = input_data
-        self.resources = resources
+        # ``BaseOperator.resources`` is Airflow's own (executor resources): ours live under another name.
+        self.task_resources = resources
         self.trustedzone = trustedzone
         self.node_address = node_address
         self.ethernity_conn_id = ethernity_conn_id
@@ -127,7 +129,7 @@ class EthernityRunTaskOperator(BaseOperator):
         code = self.code
         if not isinstance(code, str) or not code.strip():
             raise ValueError("code is empty: pass Python source or the path of a .py file (templated)")
-        resources = self.resources
+        resources = self.task_resources
         if isinstance(resources, str):
             import json
 
@@ -188,10 +190,7 @@ class EthernityRunTaskOperator(BaseOperator):
         }
         self._save(context, submission)
         self.log.info(
-            "Task created: DO request %s (tx %s), waiting up to %.0f s for a node",
-            task.do_request_id,
-            task.tx_hash,
-            self.order_wait_timeout,
+            "Waiting up to %.0f s for a node to take DO request %s", self.order_wait_timeout, task.do_request_id
         )
         self._push(context, do_request_id=task.do_request_id, tx_hash=task.tx_hash, challenge=task.challenge)
         self._push(context, from_block=task.from_block)
@@ -282,6 +281,7 @@ class EthernityRunTaskOperator(BaseOperator):
         )
         self._save(context, submission)
         self._push(context, order_id=order_id)
+        EthernityOrderLink.persist(context, self.hook.settings.network.explorer_url, f"tx/{submission['tx_hash']}")
         status = self.hook.get_order_status(order_id)
         if first_time:
             self.log.info("Order placed: order %s for DO request %s", order_id, submission["do_request_id"])

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-CHUNK_SIZE = 262144  # Kubo's default chunker: size-262144
-MAX_LINKS = 174  # go-unixfs helpers.DefaultLinksPerBlock
+BLOCK_SIZE = 262144  # Kubo's default chunker: size-262144
+LINKS_PER_NODE = 174  # go-unixfs helpers.DefaultLinksPerBlock
 CODEC_RAW = 0x55
 CODEC_DAG_PB = 0x70
 SHA2_256 = 0x12
@@ -182,8 +182,8 @@ class CidBuilder:
 
     cid_version: int = 1
     raw_leaves: bool | None = None
-    chunk_size: int = CHUNK_SIZE
-    max_links: int = MAX_LINKS
+    chunk_size: int = BLOCK_SIZE
+    max_links: int = LINKS_PER_NODE
     size: int = 0
     _buffer: bytearray = field(default_factory=bytearray, repr=False)
     _levels: list[list[_Link]] = field(default_factory=lambda: [[]], repr=False)
@@ -218,10 +218,12 @@ class CidBuilder:
         if self._leaves == 1:
             root = self._levels[0][0]
             return cid_to_string(root.cid), root.tsize
-        for depth in range(len(self._levels) - 1):
+        depth = 0
+        while depth < len(self._levels) - 1:  # committing a level may fill the next one and add a level
             if self._levels[depth]:
-                self._add_link(depth + 1, self._commit(self._levels[depth]))
-                self._levels[depth] = []
+                pending, self._levels[depth] = self._levels[depth], []
+                self._add_link(depth + 1, self._commit(pending))
+            depth += 1
         root = self._commit(self._levels[-1])
         return cid_to_string(root.cid), root.tsize
 
@@ -250,7 +252,9 @@ class CidBuilder:
         return _Link(cid, len(node) + sum(link.tsize for link in links), filesize)
 
 
-def compute_cid(data: bytes, *, cid_version: int = 1, raw_leaves: bool | None = None, chunk_size: int = CHUNK_SIZE) -> str:
+def compute_cid(
+    data: bytes, *, cid_version: int = 1, raw_leaves: bool | None = None, chunk_size: int = BLOCK_SIZE
+) -> str:
     """The CID ``ipfs add --cid-version=1 --raw-leaves --chunker=size-262144`` gives ``data`` (by default)."""
     builder = CidBuilder(cid_version=cid_version, raw_leaves=raw_leaves, chunk_size=chunk_size)
     builder.update(data)
@@ -265,4 +269,12 @@ def compute_file_cid(source: str | Path | BinaryIO, **options: int | bool | None
             return compute_file_cid(fh, **options)
     while piece := source.read(1 << 20):
         builder.update(piece)
+    return builder.finish()[0]
+
+
+def cid_of_chunks(chunks: Iterable[bytes]) -> str:
+    """:func:`compute_cid` of the concatenation of ``chunks`` (any sizes; they are re-cut into blocks)."""
+    builder = CidBuilder()
+    for chunk in chunks:
+        builder.update(chunk)
     return builder.finish()[0]

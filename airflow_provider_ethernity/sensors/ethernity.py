@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
@@ -47,7 +47,7 @@ class EthernityTaskSensor(BaseSensorOperator):
         from_block: int | str | None = None,
         submit_task_id: str | None = None,
         ethernity_conn_id: str = EthernityHook.default_conn_name,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=True),
+        deferrable: bool = True,
         poll_interval: float = 2.0,
         **kwargs: Any,
     ) -> None:
