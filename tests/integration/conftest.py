@@ -10,16 +10,6 @@ import pytest
 from airflow_provider_ethernity.devnet.network import Devnet
 
 
-@pytest.fixture(scope="session")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    net = Devnet(tmp_path_factory.mktemp("devnet"), agent_max_task_seconds=20)
-    net.start()
-    try:
-        yield net
-    finally:
-        net.stop()
-
-
 @pytest.fixture
 def agent(devnet: Devnet) -> Iterator[Devnet]:
     """The devnet with its node agent reset to normal after the test (for failure injection)."""

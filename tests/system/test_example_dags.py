@@ -1,0 +1,94 @@
+"""System tests: each example DAG runs with ``airflow dags test`` against the devnet; results are asserted.
+
+A fresh AIRFLOW_HOME per session (``airflow db migrate``), the example DAGs folder, and the devnet's
+connection in ``AIRFLOW_CONN_ETHERNITY_DEFAULT``; the final values are read back from the XCom table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import airflow_provider_ethernity.example_dags as example_dags
+
+pytestmark = pytest.mark.integration
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+DAGS_FOLDER = str(Path(example_dags.__file__).parent)
+
+
+@pytest.fixture(scope="module")
+def airflow_env(devnet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": DAGS_FOLDER,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW_CONN_ETHERNITY_DEFAULT": devnet.connection_json(),
+    }
+    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    return env
+
+
+def run_dag(env: dict[str, str], dag_id: str, conf: dict | None = None) -> str:
+    command = [AIRFLOW, "dags", "test", dag_id]
+    if conf:
+        command += ["-c", json.dumps(conf)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-5000:]
+    assert f"dag_id={dag_id}" in output and "state=success" in output, output[-5000:]
+    return output
+
+
+def last_value(env: dict[str, str], dag_id: str, task_id: str) -> list:
+    """The return values of the latest run's task (one per map index)."""
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT x.map_index, x.value FROM xcom x JOIN dag_run r ON r.id = x.dag_run_id "
+            "WHERE x.dag_id = ? AND x.task_id = ? AND x.key = 'return_value' "
+            "AND r.id = (SELECT MAX(id) FROM dag_run WHERE dag_id = ?) ORDER BY x.map_index",
+            (dag_id, task_id, dag_id),
+        ).fetchall()
+    return [json.loads(value) if isinstance(value, (str, bytes)) else value for _, value in rows]
+
+
+def test_ethernity_hello(airflow_env: dict[str, str]) -> None:
+    run_dag(airflow_env, "ethernity_hello")
+    assert last_value(airflow_env, "ethernity_hello", "hello") == ["Hello, Python World!"]
+
+
+def test_ethernity_pipeline(airflow_env: dict[str, str]) -> None:
+    output = run_dag(airflow_env, "ethernity_pipeline")
+    assert last_value(airflow_env, "ethernity_pipeline", "stats") == [
+        {"label": "primes", "count": 6, "sum": 41, "max": 13}
+    ]
+    assert last_value(airflow_env, "ethernity_pipeline", "scale_result") == [{"scaled_sum": 410, "scaled_max": 130}]
+    assert last_value(airflow_env, "ethernity_pipeline", "report") == ["primes: sum 41 -> 410, max 13 -> 130"]
+    assert "EthernityTaskSensor" in output
+
+
+def test_ethernity_fan_out(airflow_env: dict[str, str]) -> None:
+    run_dag(airflow_env, "ethernity_fan_out")
+    squares = last_value(airflow_env, "ethernity_fan_out", "squares")
+    assert squares == [5, 14, 29, 50, 77]  # sum of squares of [i, i+1, i+2], i = 0..4
+    assert last_value(airflow_env, "ethernity_fan_out", "total") == [175]
+
+
+def test_ethernity_params_with_changed_parameters(airflow_env: dict[str, str]) -> None:
+    run_dag(airflow_env, "ethernity_params")
+    assert last_value(airflow_env, "ethernity_params", "run") == ["HELLO CONFIDENTIAL WORLD"]
+    conf = {
+        "code": "import json\n___etny_result___(sum(json.loads(___etny_data_set___)))",
+        "input": "[1, 2, 3, 4]",
+        "resources": {"taskPrice": 3, "cpu": 1, "memory": 1, "storage": 40, "bandwidth": 1, "duration": 1,
+                      "validators": 1},
+    }  # fmt: skip
+    run_dag(airflow_env, "ethernity_params", conf)
+    assert last_value(airflow_env, "ethernity_params", "run") == [10]
