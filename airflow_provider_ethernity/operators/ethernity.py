@@ -350,10 +350,7 @@ class EthernityRunTaskOperator(BaseOperator):
     def _deliver(self, context: Context, result: TaskResult) -> Any:
         self._push(context, result_cid=result.result_cid, task_code_name=result.task_code_name)
         if not result.success:
-            raise TaskFailedError(
-                f"order {result.order_id} failed in the enclave: {result.task_code_name} ({result.task_code}): "
-                f"{result.text}"
-            )
+            raise TaskFailedError(result.order_id, result.task_code, result.task_code_name, result.text)
         self.log.info("Result of order %s verified and decrypted: %s", result.order_id, result.task_code_name)
         return result.value
 

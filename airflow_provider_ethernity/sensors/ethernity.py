@@ -129,8 +129,6 @@ class EthernityTaskSensor(BaseSensorOperator):
     def _result(self, order_id: int, challenge: str) -> Any:
         result = self.hook.get_result(order_id, challenge)
         if not result.success:
-            raise TaskFailedError(
-                f"order {order_id} failed in the enclave: {result.task_code_name} ({result.task_code}): {result.text}"
-            )
+            raise TaskFailedError(order_id, result.task_code, result.task_code_name, result.text)
         self.log.info("Result of order %s verified and decrypted: %s", order_id, result.task_code_name)
         return result.value

@@ -1,0 +1,223 @@
+"""EthernityRunTaskOperator, EthernityTaskSensor and the triggers against the devnet (real chain and IPFS)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_provider_ethernity.hooks.ethernity import EthernityHook
+from airflow_provider_ethernity.operators.ethernity import STATE_KEY, EthernityRunTaskOperator
+from airflow_provider_ethernity.protocol.errors import OrderTimeoutError, TaskFailedError
+from airflow_provider_ethernity.sensors.ethernity import EthernityTaskSensor
+from airflow_provider_ethernity.triggers.ethernity import EthernityOrderPlacedTrigger, EthernityTaskCompletedTrigger
+from tests.airflow_context import FileStateStore, RecordingTI, make_context
+
+pytestmark = pytest.mark.integration
+HELLO = '___etny_result___("Hello, Python World!")'
+SUM = "import json\n___etny_result___(sum(json.loads(___etny_data_set___)))"
+
+
+def do_requests_count() -> int:
+    return int(EthernityHook().client.protocol.functions._getDORequestsCount().call())
+
+
+def assert_no_secret(devnet_conn: dict, *blobs: Any) -> None:
+    key = devnet_conn["password"]
+    for blob in blobs:
+        text = json.dumps(blob, default=str)
+        assert key not in text and key[2:] not in text
+
+
+async def fire(trigger: Any) -> dict:
+    async for event in trigger.run():
+        return event.payload
+    raise AssertionError("the trigger ended without an event")
+
+
+def run_deferrable(operator: EthernityRunTaskOperator, context: dict) -> tuple[Any, list[tuple[str, dict]]]:
+    """Drive a deferrable operator as the triggerer would: execute, fire each trigger, resume."""
+    serialized: list[tuple[str, dict]] = []
+    step = lambda: operator.execute(context)  # noqa: E731
+    for _ in range(10):
+        try:
+            return step(), serialized
+        except TaskDeferred as deferred:
+            classpath, kwargs = deferred.trigger.serialize()
+            serialized.append((classpath, kwargs))
+            event = asyncio.run(fire(deferred.trigger))
+            method = getattr(operator, deferred.method_name)
+            step = lambda m=method, e=event, k=deferred.kwargs or {}: m(context, event=e, **k)  # noqa: E731
+    raise AssertionError("too many deferrals")
+
+
+def test_operator_runs_a_task_and_pushes_ids_not_secrets(agent, devnet_conn) -> None:
+    context = make_context(store=FileStateStore(Path(agent.workdir) / "state-sync.json"))
+    operator = EthernityRunTaskOperator(task_id="sum", code=SUM, input_data=[1, 2, 3], resources={"taskPrice": 2})
+    assert operator.execute(context) == 6
+    xcoms = context["ti"].xcoms
+    assert {"do_request_id", "order_id", "tx_hash", "challenge", "from_block", "result_cid", "task_code_name"} <= set(
+        xcoms
+    )
+    assert xcoms["task_code_name"] == "SUCCESS" and xcoms["result_cid"].startswith("baf")
+    assert_no_secret(devnet_conn, xcoms, context["task_state_store"].get(STATE_KEY))
+
+
+def test_deferrable_operator_waits_in_triggers(agent, devnet_conn) -> None:
+    context = make_context()
+    operator = EthernityRunTaskOperator(task_id="hello", code=HELLO, resources={"taskPrice": 2}, deferrable=True)
+    value, serialized = run_deferrable(operator, context)
+    assert value == "Hello, Python World!"
+    classpaths = [classpath for classpath, _ in serialized]
+    assert classpaths == [
+        "airflow_provider_ethernity.triggers.ethernity.EthernityOrderPlacedTrigger",
+        "airflow_provider_ethernity.triggers.ethernity.EthernityTaskCompletedTrigger",
+    ]
+    assert_no_secret(devnet_conn, serialized, context["ti"].xcoms)
+
+
+def test_task_error_fails_with_code_name_and_error_text(agent, devnet_conn) -> None:
+    operator = EthernityRunTaskOperator(task_id="boom", code="raise ValueError('bad input row 7')")
+    with pytest.raises(TaskFailedError, match=r"BASE_EXCEPTION \(4\)") as failure:
+        operator.execute(make_context())
+    assert "bad input row 7" in str(failure.value)
+
+
+def test_operator_fault_is_resubmitted(agent, devnet_conn) -> None:
+    agent.set_agent(fault_codes=[37])
+    before = do_requests_count()
+    operator = EthernityRunTaskOperator(task_id="fault", code=HELLO, max_resubmits=1)
+    assert operator.execute(make_context()) == "Hello, Python World!"
+    assert do_requests_count() - before == 2
+
+
+def test_operator_fault_beyond_the_limit_fails(agent, devnet_conn) -> None:
+    agent.set_agent(fault_codes=[39, 40])
+    operator = EthernityRunTaskOperator(task_id="fault", code=HELLO, max_resubmits=1)
+    with pytest.raises(Exception, match="max_resubmits"):
+        operator.execute(make_context())
+
+
+def test_no_node_cancels_and_returns_the_escrow(agent, devnet_conn) -> None:
+    agent.set_agent(mode="idle")
+    hook = EthernityHook()
+    balance = hook.client.token_balance()
+    operator = EthernityRunTaskOperator(task_id="idle", code=HELLO, order_wait_timeout=3, poll_interval=0.5)
+    with pytest.raises(OrderTimeoutError, match="cancelled"):
+        operator.execute(make_context())
+    assert hook.client.token_balance() == balance
+
+
+def test_submit_without_waiting_then_sensor_collects_the_result(agent, devnet_conn) -> None:
+    submit_ti = RecordingTI()
+    operator = EthernityRunTaskOperator(task_id="submit", code=SUM, input_data="[4, 5]", wait_for_completion=False)
+    returned = operator.execute(make_context(ti=submit_ti))
+    assert returned["order_id"] == submit_ti.xcoms["order_id"]
+    upstream = {("submit", key): value for key, value in submit_ti.xcoms.items()}
+
+    poking = EthernityTaskSensor(task_id="collect", submit_task_id="submit", deferrable=False, poke_interval=0.5)
+    assert poking.execute(make_context(ti=RecordingTI(upstream))) == 9
+
+    deferring = EthernityTaskSensor(task_id="collect2", submit_task_id="submit", timeout=60)
+    context = make_context(ti=RecordingTI(upstream))
+    try:  # the order is closed by now: the sensor returns at once, or after one trigger event
+        value = deferring.execute(context)
+    except TaskDeferred as deferred:
+        value = deferring.execute_complete(context, event=asyncio.run(fire(deferred.trigger)))
+    assert value == 9
+
+
+def test_retry_after_a_killed_worker_reattaches_without_paying_twice(agent, devnet_conn, tmp_path) -> None:
+    agent.set_agent(delay_seconds=3)  # keep the first try busy long enough to be killed
+    state = tmp_path / "state.json"
+    script = (
+        "import sys\n"
+        "from tests.airflow_context import FileStateStore, make_context\n"
+        "from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator\n"
+        "op = EthernityRunTaskOperator(task_id='t', code=sys.argv[2], poll_interval=0.2)\n"
+        "op.execute(make_context(store=FileStateStore(sys.argv[1])))\n"
+    )
+    before = do_requests_count()
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script, str(state), HELLO],
+        env={**os.environ, "AIRFLOW_CONN_ETHERNITY_DEFAULT": os.environ["AIRFLOW_CONN_ETHERNITY_DEFAULT"]},
+        cwd=Path(__file__).parents[2],
+    )
+    deadline = time.monotonic() + 60
+    while not (state.exists() and FileStateStore(state).get(STATE_KEY)):
+        assert worker.poll() is None, "the first try ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    worker.send_signal(signal.SIGKILL)  # the worker dies mid-flight, after paying
+    worker.wait()
+    agent.set_agent()
+
+    retry = EthernityRunTaskOperator(task_id="t", code=HELLO, poll_interval=0.2)
+    assert retry.execute(make_context(store=FileStateStore(state))) == "Hello, Python World!"
+    assert do_requests_count() - before == 1, "the retry submitted a second DO request"
+
+
+def test_restarted_trigger_finds_an_order_that_closed_while_it_was_down(agent, devnet_conn) -> None:
+    hook = EthernityHook()
+    task = hook.submit_task(HELLO)
+    order_id = hook.client.wait_for_order(task, timeout=30)
+    hook.approve_order(order_id)
+    assert hook.client.wait_closed(order_id, task.from_block, timeout=30)
+    # A trigger rebuilt from serialized kwargs after the fact (a triggerer that was down) still fires.
+    original = EthernityTaskCompletedTrigger(ethernity_conn_id="ethernity_default", order_id=order_id,
+                                             from_block=task.from_block, poll_interval=0.2)  # fmt: skip
+    _classpath, kwargs = original.serialize()
+    rebuilt = EthernityTaskCompletedTrigger(**kwargs)
+    event = asyncio.run(asyncio.wait_for(fire(rebuilt), 30))
+    assert event["status"] == "completed" and event["order_id"] == order_id
+    placed = EthernityOrderPlacedTrigger(ethernity_conn_id="ethernity_default", do_request_id=task.do_request_id,
+                                         from_block=task.from_block, poll_interval=0.2)  # fmt: skip
+    assert asyncio.run(asyncio.wait_for(fire(placed), 30)) == {
+        "status": "placed",
+        "order_id": order_id,
+        "do_request_id": task.do_request_id,
+    }
+
+
+def test_trigger_times_out_at_its_deadline(agent, devnet_conn) -> None:
+    trigger = EthernityTaskCompletedTrigger(ethernity_conn_id="ethernity_default", order_id=10**9,
+                                            from_block=0, poll_interval=0.2, deadline=time.time() + 1)  # fmt: skip
+    assert asyncio.run(asyncio.wait_for(fire(trigger), 20)) == {"status": "timeout", "order_id": 10**9}
+
+
+def test_many_triggers_share_one_watcher(agent, devnet_conn) -> None:
+    """Ten waits on one loop: the shared watcher's RPC requests grow with blocks, not with waiting tasks."""
+    from airflow_provider_ethernity.protocol.watcher import get_watcher
+
+    hook = EthernityHook()
+    tasks = [hook.submit_task(HELLO) for _ in range(10)]
+    orders = [hook.client.wait_for_order(t, timeout=60) for t in tasks]
+    for order_id in orders:
+        hook.approve_order(order_id)
+    from_block = min(t.from_block for t in tasks)
+
+    async def wait_all() -> tuple[list[dict], dict[str, int]]:
+        triggers = [
+            EthernityTaskCompletedTrigger(
+                ethernity_conn_id="ethernity_default", order_id=o, from_block=from_block, poll_interval=0.2
+            )
+            for o in orders
+        ]
+        events = await asyncio.wait_for(asyncio.gather(*(fire(t) for t in triggers)), 60)
+        settings = hook.settings
+        watcher = get_watcher(settings.rpc_url, settings.network.protocol_address, lambda: None)
+        return events, dict(watcher.rpc_calls)
+
+    events, calls = asyncio.run(wait_all())
+    assert sorted(e["order_id"] for e in events) == sorted(orders)
+    assert all(e["status"] == "completed" for e in events)
+    assert calls["eth_getLogs"] <= calls["eth_blockNumber"] <= 200
