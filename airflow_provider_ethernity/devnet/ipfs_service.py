@@ -334,6 +334,12 @@ class IpfsApiServer(ThreadingHTTPServer):
         self.tmp = workdir / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
 
+    def handle_error(self, request: Any, client_address: tuple[str, int]) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # the client went away: not the server's error
+            log.debug("connection from %s:%s dropped", *client_address)
+            return
+        super().handle_error(request, client_address)
+
     def mode(self) -> str:
         try:
             return str(json.loads((self.workdir / CONTROL_FILE).read_text()).get("mode", "normal"))
@@ -709,6 +715,7 @@ class IpfsService:
         try:
             connection.request("POST", "/api/v0/version", headers={"Authorization": self.token or ""})
             response = connection.getresponse()
+            response.read()  # closing with unread data would reset the connection
             return response.status == HTTPStatus.OK and response.getheader(PID_HEADER) == str(self.pid)
         except OSError:
             return False
