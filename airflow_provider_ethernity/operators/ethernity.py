@@ -36,7 +36,8 @@ COMPLETION_MARGIN_SECONDS = 900
 
 
 def _is_template(value: Any) -> bool:
-    return (isinstance(value, str) and "{{" in value) or (isinstance(value, str) and value.endswith(".py"))
+    """Whether a string is only known after rendering (a Jinja expression)."""
+    return isinstance(value, str) and "{{" in value
 
 
 class EthernityRunTaskOperator(BaseOperator):
@@ -111,8 +112,8 @@ class EthernityRunTaskOperator(BaseOperator):
             _check_positive("completion_timeout", completion_timeout)
         if not isinstance(max_resubmits, int) or isinstance(max_resubmits, bool) or not 0 <= max_resubmits <= 10:
             raise ValueError(f"max_resubmits={max_resubmits!r} is invalid: allowed an integer from 0 to 10")
-        if resources is not None and not _is_template(resources) and not isinstance(resources, str):
-            Resources.from_value(resources)  # fail at DAG parse time, not at run time
+        if resources is not None and not isinstance(resources, str):
+            Resources.from_value(resources)  # fail at DAG parse time; templated strings are checked in execute
         if node_address and not _is_template(node_address):
             normalize_node_address(node_address)
         self._submission: dict[str, Any] | None = None
