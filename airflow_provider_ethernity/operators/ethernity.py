@@ -125,6 +125,10 @@ class EthernityRunTaskOperator(BaseOperator):
             self._hook = EthernityHook(self.ethernity_conn_id)
         return self._hook
 
+    @property
+    def _explorer_url(self) -> str | None:
+        return self.hook.settings.network.explorer_url
+
     def _validated(self) -> tuple[str, str | None, Resources, str | None]:
         """Everything checkable before a transaction; errors name the parameter."""
         code = self.code
@@ -195,7 +199,7 @@ class EthernityRunTaskOperator(BaseOperator):
         )
         self._push(context, do_request_id=task.do_request_id, tx_hash=task.tx_hash, challenge=task.challenge)
         self._push(context, from_block=task.from_block)
-        EthernityRequestLink.persist(context, self.hook.settings.network.explorer_url, f"tx/{task.tx_hash}")
+        EthernityRequestLink.persist(context, self._explorer_url, f"tx/{task.tx_hash}")
         return submission
 
     def _reattach(self, context: Context) -> dict[str, Any] | None:
@@ -282,20 +286,21 @@ class EthernityRunTaskOperator(BaseOperator):
         )
         self._save(context, submission)
         self._push(context, order_id=order_id)
-        EthernityOrderLink.persist(context, self.hook.settings.network.explorer_url, f"tx/{submission['tx_hash']}")
         status = self.hook.get_order_status(order_id)
+        approval_tx = None
         if first_time:
             self.log.info("Order placed: order %s for DO request %s", order_id, submission["do_request_id"])
         if status == OrderStatus.OPEN:
             if submission.get("node_address"):
                 raise AirflowException(f"order {order_id} of a pinned request is waiting for approval; unexpected")
-            tx = self.hook.approve_order(order_id)
-            self.log.info("Order approved: order %s (tx %s)", order_id, tx)
-            EthernityOrderLink.persist(context, self.hook.settings.network.explorer_url, f"tx/{tx}")
+            approval_tx = self.hook.approve_order(order_id)
+            self.log.info("Order approved: order %s (tx %s)", order_id, approval_tx)
         elif first_time and submission.get("node_address"):
             self.log.info(
                 "Order %s was delegated to the pinned node %s: no approval", order_id, submission["node_address"]
             )
+        # The order's own transaction is our approval; a pinned or re-attached order links to its request.
+        EthernityOrderLink.persist(context, self._explorer_url, f"tx/{approval_tx or submission['tx_hash']}")
         if not self.wait_for_completion:
             return {"order_id": order_id, "do_request_id": submission["do_request_id"]}
         if status == OrderStatus.CLOSED:
