@@ -81,9 +81,6 @@ class AsyncChainReader:
                 events.closed.append((decode_order_closed(entry["data"]), block))
         return events
 
-    async def orders_count(self) -> int:
-        return int(await self.retry.acall(self.protocol.functions._getOrdersCount().call))
-
     async def placed_orders(self, from_block: int, to_block: int | str = "latest") -> list[tuple[int, int, int]]:
         """(order id, DO request id, DP request id) of every ``_orderPlacedEV`` in the range."""
         return [decode_order_placed(e["data"]) for e in await self._logs(ORDER_PLACED_TOPIC, from_block, to_block)]

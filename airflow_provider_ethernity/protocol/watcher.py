@@ -57,7 +57,6 @@ class OrderEventWatcher:
         self._failures = 0
         #: How many RPC requests the watcher made, by method (the benchmarks read this).
         self.rpc_calls: dict[str, int] = {"eth_blockNumber": 0, "eth_getLogs": 0, "_getOrder": 0}
-        self.blocks_seen = 0
 
     # ------------------------------------------------------------------ waiting
     async def wait_order_placed(self, do_request_id: int, from_block: int) -> int:
@@ -143,8 +142,6 @@ class OrderEventWatcher:
                 await self._probe_closed()
             return
         self._failures = 0
-        if self.cursor is not None:
-            self.blocks_seen += max(0, head - self.cursor)
         self.cursor = head
         self._catch_up_from = None
 
