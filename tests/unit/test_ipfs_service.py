@@ -393,3 +393,21 @@ def _non_loopback_addresses() -> set[str]:
     except OSError:
         return set()
     return {str(info[4][0]) for info in infos} - {"127.0.0.1"}
+
+
+def test_ipfshttpclient_talks_to_the_devnet_api(service: IpfsService) -> None:
+    """``ipfshttpclient.Client(addr)`` (its ``connect()`` refuses Kubo newer than 0.8) works against the devnet."""
+    import warnings
+
+    import ipfshttpclient
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        client = ipfshttpclient.Client(f"/ip4/127.0.0.1/tcp/{service.port}/http", headers={"Authorization": TOKEN})
+        try:
+            cid = client.add_bytes(b"through ipfshttpclient", opts={"cid-version": 1, "raw-leaves": True})
+            assert cid == compute_cid(b"through ipfshttpclient")
+            assert client.cat(cid) == b"through ipfshttpclient"
+            assert client.version()["Version"].startswith("0.22")
+        finally:
+            client.close()
