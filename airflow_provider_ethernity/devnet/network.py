@@ -278,11 +278,19 @@ class Devnet:
     def control_file(self) -> Path:
         return self.workdir / "agent-control.json"
 
-    def set_agent(self, mode: str = "normal", fault_codes: list[int] | None = None, delay_seconds: float = 0) -> None:
-        """Failure injection: "idle" places no orders; fault_codes are returned by the next orders."""
-        AgentControl(mode=mode, fault_codes=list(fault_codes or []), delay_seconds=delay_seconds).write(
-            self.control_file
-        )
+    def set_agent(
+        self,
+        mode: str = "normal",
+        fault_codes: list[int] | None = None,
+        delay_seconds: float = 0,
+        tamper: list[str] | None = None,
+    ) -> None:
+        """Failure injection: "idle" places no orders; the next orders return ``fault_codes``, or deliver
+        results forged in the ``tamper`` ways (see ``node_agent.TAMPER_KINDS``); ``delay_seconds`` slows
+        every task down."""
+        AgentControl(
+            mode=mode, fault_codes=list(fault_codes or []), delay_seconds=delay_seconds, tamper=list(tamper or [])
+        ).write(self.control_file)
 
     def read_state(self) -> dict[str, Any]:
         return json.loads((self.workdir / STATE_FILE).read_text())

@@ -8,7 +8,8 @@ sign the ``_addResultToOrder`` statement with the challenge wallet and record ``
 
 Failure injection is read from a JSON control file on every loop (see :class:`AgentControl`):
 ``mode`` "normal" or "idle" (places no orders: the "no node" case), ``fault_codes`` (a queue: the next
-orders return these operator-fault codes instead of running), ``delay_seconds`` (a slow node).
+orders return these operator-fault codes instead of running), ``delay_seconds`` (a slow node), ``tamper``
+(a queue: the next results are forged in one of the :data:`TAMPER_KINDS` ways, as a dishonest node would).
 
 Run: ``python -m airflow_provider_ethernity.devnet.node_agent CONFIG_JSON``.
 """
@@ -43,6 +44,9 @@ log = logging.getLogger("ethernity.devnet.agent")
 EXECUTION_TIMEOUT = 33
 PAYLOAD_CHECKSUM_ERROR = 6
 INPUT_CHECKSUM_ERROR = 7
+#: How a dishonest node can forge a result: a checksum that is not the result's, a statement signed by a
+#: wallet other than the challenge's, or a statement for another order, contract or chain.
+TAMPER_KINDS = ("checksum", "signer", "order", "contract", "chain")
 
 
 @dataclass
@@ -75,6 +79,7 @@ class AgentControl:
     mode: str = "normal"  # "normal" | "idle"
     fault_codes: list[int] = field(default_factory=list)
     delay_seconds: float = 0.0
+    tamper: list[str] = field(default_factory=list)
 
     @classmethod
     def read(cls, path: str | Path) -> AgentControl:
@@ -87,6 +92,23 @@ class AgentControl:
         tmp = Path(f"{path}.tmp")
         tmp.write_text(json.dumps(asdict(self)))
         tmp.replace(path)
+
+
+def forged_statement(kind: str, honest: dict[str, Any]) -> dict[str, Any]:
+    """The fields a dishonest node changes in the signed result statement, for one of :data:`TAMPER_KINDS`."""
+    if kind == "checksum":
+        return {"checksum": sha256_hex("not the result")}
+    if kind == "signer":
+        return {"client_challenge": secrets.token_hex(16)}  # signs with a wallet the requester never derived
+    if kind == "order":
+        return {"order_id": honest["order_id"] + 1000}
+    if kind == "contract":
+        from eth_utils import to_checksum_address
+
+        return {"protocol_address": to_checksum_address("0x" + "ab" * 20)}
+    if kind == "chain":
+        return {"chain_id": honest["chain_id"] + 1}
+    raise ValueError(f"tamper={kind!r} is unknown: allowed {', '.join(TAMPER_KINDS)}")
 
 
 def run_code(code: str, input_data: str | None, timeout: float, memory_gb: int) -> tuple[int, str]:
@@ -209,7 +231,11 @@ class NodeAgent:
         if control.delay_seconds:
             time.sleep(control.delay_seconds)
         task_code, result = self._execute(control, code_meta, input_meta, memory_gb=int(request[2]))
-        self.record(order_id, challenge, image.requester_public_key, task_code, result)
+        tamper = None
+        if control.tamper:
+            tamper = control.tamper.pop(0)
+            control.write(self.config.control_file)
+        self.record(order_id, challenge, image.requester_public_key, task_code, result, tamper)
 
     def _execute(
         self,
@@ -230,17 +256,23 @@ class NodeAgent:
             return INPUT_CHECKSUM_ERROR, "the input dataset does not match its checksum"
         return run_code(code, input_data, self.config.max_task_seconds, memory_gb)
 
-    def record(self, order_id: int, challenge: str, requester_key: str, task_code: int, result: str) -> None:
+    def record(
+        self, order_id: int, challenge: str, requester_key: str, task_code: int, result: str, tamper: str | None = None
+    ) -> None:
         cid = self.client.ipfs.add(seal_result(result, requester_key))
-        signed = sign_result_transaction(
-            order_id=order_id,
-            task_code=task_code,
-            checksum=sha256_hex(result),
-            client_challenge=challenge,
-            enclave_challenge=secrets.token_hex(10),
-            protocol_address=self.config.protocol_address,
-            chain_id=self.config.chain_id,
-        )
+        statement = {
+            "order_id": order_id,
+            "task_code": task_code,
+            "checksum": sha256_hex(result),
+            "client_challenge": challenge,
+            "enclave_challenge": secrets.token_hex(10),
+            "protocol_address": self.config.protocol_address,
+            "chain_id": self.config.chain_id,
+        }
+        if tamper:
+            statement.update(forged_statement(tamper, statement))
+            log.warning("order %s: forging the result (%s), as injected", order_id, tamper)
+        signed = sign_result_transaction(**statement)
         call = self.protocol.functions._addResultToOrder(order_id, f"v3:{signed}:{cid}")
         self.client.wait_receipt(self.client.transact(call, "_addResultToOrder"), "_addResultToOrder")
         log.info("order %s closed with task code %s (result %s)", order_id, task_code, cid)

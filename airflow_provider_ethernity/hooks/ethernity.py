@@ -33,6 +33,7 @@ EXTRA_FIELDS = (
     "chain_id",
     "rpc_timeout",
     "ipfs_timeout",
+    "max_input_mb",
 )
 
 

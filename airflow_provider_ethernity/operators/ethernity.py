@@ -129,11 +129,28 @@ class EthernityRunTaskOperator(BaseOperator):
     def _explorer_url(self) -> str | None:
         return self.hook.settings.network.explorer_url
 
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render as usual; a ``.py`` file that is not found is reported with the parameter that named it."""
+        from jinja2 import TemplateNotFound
+
+        try:
+            super().render_template_fields(context, jinja_env)
+        except TemplateNotFound as exc:
+            fields = [f for f in self.template_fields if getattr(self, f, None) == exc.name] or ["code"]
+            raise FileNotFoundError(
+                f"{fields[0]}={exc.name!r}: the file was not found in the DAG's folder or template_searchpath ({exc})"
+            ) from None
+
     def _validated(self) -> tuple[str, str | None, Resources, str | None]:
         """Everything checkable before a transaction; errors name the parameter."""
         code = self.code
         if not isinstance(code, str) or not code.strip():
             raise ValueError("code is empty: pass Python source or the path of a .py file (templated)")
+        if code.strip().endswith(".py") and "\n" not in code.strip() and "(" not in code:
+            raise FileNotFoundError(
+                f"code={code.strip()!r} looks like the path of a .py file that was not rendered: keep the file "
+                "next to the DAG file or in the DAG's template_searchpath"
+            )
         resources = self.task_resources
         if isinstance(resources, str):
             import json
@@ -223,6 +240,7 @@ class EthernityRunTaskOperator(BaseOperator):
                     status.name,
                 )
                 previous["order_id"] = order_id
+                previous.pop("completion_deadline", None)  # each try waits its own completion_timeout
                 self._save(context, previous)
                 return previous
         elif self.hook.client.get_request_status(do_request_id) == RequestStatus.AVAILABLE:
@@ -339,9 +357,16 @@ class EthernityRunTaskOperator(BaseOperator):
 
     def _completion_timeout(self, submission: dict[str, Any]) -> None:
         order = self.hook.get_order(submission["order_id"])
+        request = self.hook.client.get_request_status(submission["do_request_id"])
+        waited = (
+            f"completion_timeout={self.completion_timeout:g} s"
+            if self.completion_timeout
+            else f"the task's duration ({submission['duration']} h) plus {COMPLETION_MARGIN_SECONDS // 60} min"
+        )
         raise AirflowException(
-            f"order {order.order_id} (DO request {submission['do_request_id']}) was not completed in time: "
-            f"order status {order.status_name}; the node may still deliver, a retry re-attaches to it"
+            f"order {order.order_id} (DO request {submission['do_request_id']}) was not completed within {waited}: "
+            f"order status {order.status_name}, request status {request.name}; the node may still deliver, "
+            "and a retry of this task re-attaches to the order (nothing is paid again)"
         )
 
     def _finish(self, context: Context, submission: dict[str, Any]) -> Any:
@@ -392,7 +417,7 @@ def _encode_input(value: Any) -> str | None:
             return dict(obj)
         if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)):
             return list(obj)
-        raise TypeError(f"input_data contains a {type(obj).__name__}, which is not JSON serializable")
+        raise TypeError(f"a {type(obj).__name__} is not JSON serializable")
 
     try:
         return json.dumps(value, default=plain)

@@ -119,6 +119,18 @@ class SubmittedTask:
         return asdict(self)
 
 
+def check_input_size(input_data: str | None, limit: int) -> None:
+    """Refuse an input dataset over the connection's ``max_input_mb`` before anything is uploaded or paid."""
+    if input_data is None:
+        return
+    size = len(input_data) if input_data.isascii() else len(input_data.encode("utf-8"))
+    if size > limit:
+        raise ConfigurationError(
+            f"input_data is {size / 1024**2:.1f} MiB: allowed at most {limit / 1024**2:g} MiB "
+            "(the connection's max_input_mb)"
+        )
+
+
 def _describe_rpc_error(exc: BaseException) -> str:
     message = getattr(exc, "message", None) or str(exc)
     return str(message)
@@ -218,8 +230,8 @@ class EthernityClient:
         expected = self.network.chain_id
         if expected is not None and actual != expected:
             raise ConfigurationError(
-                f"the RPC {self.settings.rpc_url} serves chain id {actual}, network {self.network.name!r} "
-                f"expects chain id {expected}"
+                f"chain_id={expected} does not match the RPC: {self.settings.rpc_url} serves chain id {actual} "
+                f"(network {self.network.name!r})"
             )
         for label, address in (
             ("protocol_address", self.network.protocol_address),
@@ -387,6 +399,7 @@ class EthernityClient:
             raise ConfigurationError("code is empty: give the Python source of the task")
         if input_data is not None and not isinstance(input_data, str):
             raise ConfigurationError(f"input_data must be a string, got {type(input_data).__name__}")
+        check_input_size(input_data, self.settings.max_input_bytes)
         spec = Resources.from_value(resources)
         node = metadata.normalize_node_address(node_address)
         zone = trustedzone or self.settings.trustedzone or ""

@@ -26,6 +26,25 @@ def _check_address(name: str, value: str | None, required: bool) -> str | None:
     return to_checksum_address(value.strip())
 
 
+#: Default of the connection's ``max_input_mb``.
+DEFAULT_MAX_INPUT_MB = 256
+MAX_INPUT_MB_LIMIT = 4096
+
+
+def _max_input_bytes(value: int | str | None) -> int:
+    if value in (None, ""):
+        return DEFAULT_MAX_INPUT_MB * 1024**2
+    try:
+        megabytes = int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        megabytes = 0
+    if isinstance(value, bool) or not 1 <= megabytes <= MAX_INPUT_MB_LIMIT:
+        raise ConfigurationError(
+            f"max_input_mb={value!r} is invalid: allowed an integer from 1 to {MAX_INPUT_MB_LIMIT}"
+        )
+    return megabytes * 1024**2
+
+
 @dataclass(frozen=True)
 class ClientSettings:
     """A resolved network plus the wallet and storage to use. The key and token never appear in ``repr``."""
@@ -38,6 +57,8 @@ class ClientSettings:
     trustedzone: str | None = None
     rpc_timeout: float = 30.0
     ipfs_timeout: float = 60.0
+    #: Largest input dataset accepted (bytes of UTF-8); the enclave reads the whole dataset into memory.
+    max_input_bytes: int = DEFAULT_MAX_INPUT_MB * 1024**2
 
     @classmethod
     def build(
@@ -55,6 +76,7 @@ class ClientSettings:
         chain_id: int | str | None = None,
         rpc_timeout: float | None = None,
         ipfs_timeout: float | None = None,
+        max_input_mb: int | str | None = None,
         **_ignored: Any,
     ) -> ClientSettings:
         """Resolve a network name and overrides into validated settings; raises ConfigurationError."""
@@ -86,6 +108,7 @@ class ClientSettings:
                 "optionally 0x-prefixed"
             )
         return cls(
+            max_input_bytes=_max_input_bytes(max_input_mb),
             network=resolved,
             rpc_url=resolved.rpc_url,
             private_key=(private_key or "").strip() or None,

@@ -21,14 +21,11 @@ from airflow_provider_ethernity.protocol.errors import OrderTimeoutError, TaskFa
 from airflow_provider_ethernity.sensors.ethernity import EthernityTaskSensor
 from airflow_provider_ethernity.triggers.ethernity import EthernityOrderPlacedTrigger, EthernityTaskCompletedTrigger
 from tests.airflow_context import FileStateStore, RecordingTI, make_context
+from tests.integration.deferral import do_requests_count, fire, run_deferrable
 
 pytestmark = pytest.mark.integration
 HELLO = '___etny_result___("Hello, Python World!")'
 SUM = "import json\n___etny_result___(sum(json.loads(___etny_data_set___)))"
-
-
-def do_requests_count() -> int:
-    return int(EthernityHook().client.protocol.functions._getDORequestsCount().call())
 
 
 def assert_no_secret(devnet_conn: dict, *blobs: Any) -> None:
@@ -36,28 +33,6 @@ def assert_no_secret(devnet_conn: dict, *blobs: Any) -> None:
     for blob in blobs:
         text = json.dumps(blob, default=str)
         assert key not in text and key[2:] not in text
-
-
-async def fire(trigger: Any) -> dict:
-    async for event in trigger.run():
-        return event.payload
-    raise AssertionError("the trigger ended without an event")
-
-
-def run_deferrable(operator: EthernityRunTaskOperator, context: dict) -> tuple[Any, list[tuple[str, dict]]]:
-    """Drive a deferrable operator as the triggerer would: execute, fire each trigger, resume."""
-    serialized: list[tuple[str, dict]] = []
-    step = lambda: operator.execute(context)  # noqa: E731
-    for _ in range(10):
-        try:
-            return step(), serialized
-        except TaskDeferred as deferred:
-            classpath, kwargs = deferred.trigger.serialize()
-            serialized.append((classpath, kwargs))
-            event = asyncio.run(fire(deferred.trigger))
-            method = getattr(operator, deferred.method_name)
-            step = lambda m=method, e=event, k=deferred.kwargs or {}: m(context, event=e, **k)  # noqa: E731
-    raise AssertionError("too many deferrals")
 
 
 def test_operator_runs_a_task_and_pushes_ids_not_secrets(agent, devnet_conn) -> None:

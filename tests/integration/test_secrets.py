@@ -12,7 +12,7 @@ from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
 from tests.airflow_context import FileStateStore, make_context
 from tests.integration.conftest import set_conn
-from tests.integration.test_operator_devnet import run_deferrable
+from tests.integration.deferral import run_deferrable
 
 pytestmark = pytest.mark.integration
 

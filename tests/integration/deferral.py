@@ -1,0 +1,66 @@
+"""Drive deferrable operators and triggers in a test the way Airflow's worker and triggerer do, and count what
+reached the chain."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from airflow.sdk.exceptions import TaskDeferred
+
+from airflow_provider_ethernity.hooks.ethernity import EthernityHook
+
+
+async def fire(trigger: Any) -> dict:
+    """Run a trigger until its first event (as the triggerer does) and return the event's payload."""
+    async for event in trigger.run():
+        return event.payload
+    raise AssertionError("the trigger ended without an event")
+
+
+def expect_deferral(step: Callable[[], Any]) -> TaskDeferred:
+    """Run one worker step that must defer; return the deferral (trigger, method name, kwargs)."""
+    try:
+        step()
+    except TaskDeferred as deferred:
+        return deferred
+    raise AssertionError("the step returned instead of deferring")
+
+
+def resume(operator: Any, context: dict, deferred: TaskDeferred, event: dict) -> Any:
+    """What the worker does when a trigger fires: call the named method with the event."""
+    return getattr(operator, deferred.method_name)(context, event=event, **(deferred.kwargs or {}))
+
+
+def run_deferrable(operator: Any, context: dict) -> tuple[Any, list[tuple[str, dict]]]:
+    """Drive a deferrable operator as the triggerer would: execute, fire each trigger, resume."""
+    serialized: list[tuple[str, dict]] = []
+    step = lambda: operator.execute(context)  # noqa: E731
+    for _ in range(10):
+        try:
+            return step(), serialized
+        except TaskDeferred as deferred:
+            serialized.append(deferred.trigger.serialize())
+            event = asyncio.run(fire(deferred.trigger))
+            step = lambda d=deferred, e=event: resume(operator, context, d, e)  # noqa: E731
+    raise AssertionError("too many deferrals")
+
+
+def do_requests_count() -> int:
+    return int(EthernityHook().client.protocol.functions._getDORequestsCount().call())
+
+
+class Ledger:
+    """What the requester has paid since it was made: DO requests placed and tokens spent."""
+
+    def __init__(self) -> None:
+        self.client = EthernityHook().client
+        self.requests = do_requests_count()
+        self.tokens = self.client.token_balance()
+
+    def requests_placed(self) -> int:
+        return do_requests_count() - self.requests
+
+    def tokens_spent(self) -> float:
+        return (self.tokens - self.client.token_balance()) / 10**18

@@ -1,0 +1,121 @@
+"""Bad input, through the operator a DAG author uses: each kind is refused with a message that names the field
+(and the allowed range or the cause), and nothing reaches the chain (the wallet's nonce and the DO request
+count are unchanged)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
+from tests.airflow_context import make_context
+from tests.integration.conftest import set_conn
+
+pytestmark = pytest.mark.integration
+HELLO = '___etny_result___("Hello, Python World!")'
+NOT_A_NODE = "0x000000000000000000000000000000000000dEaD"
+
+
+@dataclass
+class Case:
+    kind: str
+    match: str
+    operator: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # connection extra overrides
+    password: str | None = None
+    render_in: str | None = None  # a template_searchpath: render the operator's templates first
+
+
+CASES = [
+    Case("resource out of range", r"resources\.cpu=0 is invalid: allowed an integer from 1 to 255",
+         operator={"resources": {"cpu": 0}}),
+    Case("resource over its ABI type", r"resources\.duration=70000 is invalid: allowed an integer from 1 to 65535",
+         operator={"resources": {"duration": 70000}}),
+    Case("resource of the wrong type", r"resources\.memory='lots' is invalid: allowed an integer from 1 to 255",
+         operator={"resources": {"memory": "lots"}}),
+    Case("unknown resource key", r"resources\.gpu=1 is invalid: allowed keys taskPrice, cpu, memory",
+         operator={"resources": {"gpu": 1}}),
+    Case("resources not a mapping", r"resources='not json' is not a dict or JSON object",
+         operator={"resources": "not json"}),
+    Case("empty code", r"code is empty", operator={"code": "   \n"}),
+    Case("missing .py file", r"code='code/missing_step\.py': the file was not found",
+         operator={"code": "code/missing_step.py"}, render_in="."),
+    Case("input not JSON-serializable", r"input_data: a set is not JSON serializable",
+         operator={"input_data": {"rows": {1, 2}}}),
+    Case("input over the size limit", r"input_data is 1\.0 MiB: allowed at most 1 MiB \(.*max_input_mb\)",
+         operator={"input_data": "x" * (1024**2 + 10)}, extra={"max_input_mb": 1}),
+    Case("malformed private key", r"private key \(connection password\) is malformed", password="0x1234"),
+    Case("malformed contract address", r"protocol_address='0x12' is not a 0x-prefixed 20-byte hex address",
+         extra={"protocol_address": "0x12"}),
+    Case("address that holds no contract", r"token_address=0x\w{40} holds no contract on chain 31337",
+         extra={"token_address": NOT_A_NODE}),
+    Case("unknown network", r"network='moonnet' is unknown: allowed bloxberg_mainnet", extra={"network": "moonnet"}),
+    Case("RPC URL of another scheme", r"rpc_url='ws://127\.0\.0\.1:8545' is not an http\(s\) URL",
+         extra={"rpc_url": "ws://127.0.0.1:8545"}),
+    Case("wrong chain id at the RPC", r"chain_id=8995 does not match the RPC: .* serves chain id 31337",
+         extra={"chain_id": 8995}),
+    Case("missing connection", r"does_not_exist", operator={"ethernity_conn_id": "does_not_exist"}),
+    Case("trustedzone not in the registry", r"trustedzone='etny-nope' is not in the image registry",
+         operator={"trustedzone": "etny-nope"}),
+    Case("node address that is not a node", r"node_address=0x0+dEaD is not a registered node",
+         operator={"node_address": NOT_A_NODE}),
+    Case("malformed node address", r"node_address='0x12' is not a 0x-prefixed 20-byte hex address",
+         operator={"node_address": "0x12"}),
+    Case("max_input_mb out of range", r"max_input_mb='lots' is invalid: allowed an integer from 1 to 4096",
+         extra={"max_input_mb": "lots"}),
+    Case("max_resubmits out of range", r"max_resubmits=11 is invalid: allowed an integer from 0 to 10",
+         operator={"max_resubmits": 11}),
+    Case("timeout not positive", r"order_wait_timeout=0 is invalid: allowed a positive number of seconds",
+         operator={"order_wait_timeout": 0}),
+]  # fmt: skip
+
+
+def _build_and_run(case: Case, tmp_path: Any) -> None:
+    kwargs: dict[str, Any] = {"task_id": "bad", "code": HELLO, **case.operator}
+    if case.render_in is None:
+        EthernityRunTaskOperator(**kwargs).execute(make_context())
+        return
+    from airflow.sdk import DAG
+
+    with DAG("bad_input", schedule=None, start_date=dt.datetime(2026, 1, 1), template_searchpath=[str(tmp_path)]):
+        operator = EthernityRunTaskOperator(**kwargs)
+    context = make_context()
+    operator.render_template_fields(context)  # what the worker does before execute
+    operator.execute(context)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.kind for c in CASES])
+def test_bad_input_is_refused_naming_the_field_before_any_transaction(
+    case: Case, devnet, devnet_conn, monkeypatch, tmp_path
+) -> None:
+    from web3 import Web3
+
+    if case.extra or case.password is not None:
+        set_conn(monkeypatch, "bad_input", devnet_conn, password=case.password, **case.extra)
+        case.operator.setdefault("ethernity_conn_id", "bad_input")
+    w3 = Web3(Web3.HTTPProvider(devnet.state.rpc_url))
+    protocol = w3.eth.contract(address=devnet.state.protocol_address, abi=_protocol_abi())
+    nonce, requests = w3.eth.get_transaction_count(devnet.state.requester_address), _count(protocol)
+
+    with pytest.raises(Exception) as refused:
+        _build_and_run(case, tmp_path)
+
+    message = str(refused.value)
+    assert re.search(case.match, message), f"{case.kind}: {type(refused.value).__name__}: {message}"
+    assert devnet_conn["password"][2:] not in message
+    assert w3.eth.get_transaction_count(devnet.state.requester_address) == nonce, "a transaction was sent"
+    assert _count(protocol) == requests, "a DO request was placed"
+
+
+def _protocol_abi() -> list[dict[str, Any]]:
+    from airflow_provider_ethernity.protocol.abi import PROTOCOL, load_abi
+
+    return load_abi(PROTOCOL)
+
+
+def _count(protocol: Any) -> int:
+    return int(protocol.functions._getDORequestsCount().call())

@@ -1,0 +1,153 @@
+"""Faults during a task's life, against the devnet: the task survives or fails clearly, and nothing is lost
+or paid twice (one DO request per task, its price spent once, no unverified value delivered)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+import pytest
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_ethernity.devnet.node_agent import TAMPER_KINDS
+from airflow_provider_ethernity.hooks.ethernity import EthernityHook
+from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
+from airflow_provider_ethernity.protocol.errors import OperatorFaultError, StorageError
+from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY
+from airflow_provider_ethernity.triggers.ethernity import EthernityTaskCompletedTrigger
+from tests.airflow_context import FileStateStore, make_context
+from tests.integration.conftest import set_conn
+from tests.integration.deferral import Ledger, expect_deferral, fire, resume, run_deferrable
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+HELLO = '___etny_result___("Hello, Python World!")'
+HELLO_VALUE = "Hello, Python World!"
+
+
+def test_rpc_down_during_a_deferred_wait_the_trigger_keeps_waiting(agent, devnet, devnet_conn, monkeypatch, caplog):
+    """The RPC endpoint goes away while the triggerer waits; the order closes meanwhile; the wait completes."""
+    ledger = Ledger()
+    with TcpProxy(devnet.state.rpc_url) as proxy:
+        set_conn(monkeypatch, "flaky_rpc", devnet_conn, rpc_url=proxy.url)
+        operator = EthernityRunTaskOperator(
+            task_id="rpc_outage",
+            code=HELLO,
+            resources={"taskPrice": 3},
+            ethernity_conn_id="flaky_rpc",
+            deferrable=True,
+            poll_interval=0.2,
+        )
+        context = make_context()
+        placed = expect_deferral(lambda: operator.execute(context))
+        placed_event = asyncio.run(fire(placed.trigger))
+        completing = expect_deferral(lambda: resume(operator, context, placed, placed_event))
+        assert isinstance(completing.trigger, EthernityTaskCompletedTrigger)
+        order_id, from_block = placed_event["order_id"], placed.kwargs["submission"]["from_block"]
+        direct = EthernityHook()  # the devnet's own RPC, not through the proxy
+
+        async def wait_through_an_outage() -> dict:
+            proxy.down()
+            waiting = asyncio.create_task(fire(completing.trigger))
+            closed = await asyncio.to_thread(direct.client.wait_closed, order_id, from_block, 60, 0.2)
+            assert closed, "the node did not close the order"
+            await asyncio.sleep(2)  # several more polls against the dead endpoint
+            assert not waiting.done(), "the trigger gave up (or fired) while the RPC was down"
+            proxy.up()
+            return await asyncio.wait_for(waiting, 60)
+
+        with caplog.at_level(logging.WARNING):
+            event = asyncio.run(wait_through_an_outage())
+        assert any("Cannot connect to host" in r.getMessage() for r in caplog.records), "no outage was seen"
+        assert event["status"] == "completed" and event["order_id"] == order_id
+        assert resume(operator, context, completing, event) == HELLO_VALUE
+    assert ledger.requests_placed() == 1 and ledger.tokens_spent() == 3
+
+
+def test_ipfs_down_at_result_fetch_fails_clearly_and_the_retry_fetches_without_paying_again(
+    agent, devnet, devnet_conn, monkeypatch, tmp_path, caplog
+):
+    ledger = Ledger()
+    store = FileStateStore(tmp_path / "state.json")
+
+    def operator() -> EthernityRunTaskOperator:
+        return EthernityRunTaskOperator(task_id="ipfs_outage", code=HELLO, resources={"taskPrice": 4},
+                                        ethernity_conn_id="flaky_ipfs", deferrable=True, poll_interval=0.2)  # fmt: skip
+
+    with TcpProxy(devnet.state.ipfs_api_url) as proxy:
+        set_conn(monkeypatch, "flaky_ipfs", devnet_conn, ipfs_api_url=proxy.url)
+        first, context = operator(), make_context(store=store)
+        placed = expect_deferral(lambda: first.execute(context))
+        completing = expect_deferral(lambda: resume(first, context, placed, asyncio.run(fire(placed.trigger))))
+        event = asyncio.run(asyncio.wait_for(fire(completing.trigger), 60))
+        proxy.down()
+        with (
+            caplog.at_level(logging.WARNING, logger="airflow_provider_ethernity.protocol.retry"),
+            pytest.raises(StorageError) as failure,
+        ):
+            resume(first, context, completing, event)
+        order_id = event["order_id"]
+        assert re.search(rf"order {order_id}: the result baf\w+ could not be read from IPFS", str(failure.value))
+        retries = [r for r in caplog.records if r.name == "airflow_provider_ethernity.protocol.retry"]
+        assert len(retries) == DEFAULT_RETRY.attempts - 1, "the fetch was not retried a bounded number of times"
+        assert "result_cid" not in context["ti"].xcoms, "an undelivered result was announced"
+
+        proxy.up()  # the Airflow retry of the task: a new operator and TI, the same task_state_store
+        retry_context = make_context(store=store)
+        assert operator().execute(retry_context) == HELLO_VALUE
+        assert retry_context["ti"].xcoms["order_id"] == order_id
+    assert ledger.requests_placed() == 1 and ledger.tokens_spent() == 4
+
+
+REASONS = {
+    "checksum": r"the result checksum \w+ does not match the signed checksum",
+    "signer": r"the result is signed by 0x\w+, not by the enclave wallet",
+    "order": r"the result transaction is for order \d+",
+    "contract": r"the result transaction is addressed to 0x\w+, not the protocol contract",
+    "chain": r"the result transaction is signed for chain 31338, not 31337",
+}
+
+
+@pytest.mark.parametrize("kind", TAMPER_KINDS)
+def test_a_tampered_result_fails_the_task_with_the_reason(kind, agent, devnet_conn):
+    ledger = Ledger()
+    agent.set_agent(tamper=[kind])
+    context = make_context()
+    operator = EthernityRunTaskOperator(task_id="tampered", code=HELLO, max_resubmits=0,
+                                        poll_interval=0.2, completion_timeout=60)  # fmt: skip
+    with pytest.raises(OperatorFaultError, match=REASONS[kind]):
+        operator.execute(context)
+    xcoms = context["ti"].xcoms
+    assert "result_cid" not in xcoms and "return_value" not in xcoms, "an unverified result reached XCom"
+    assert ledger.requests_placed() == 1
+
+
+def test_a_tampered_result_is_resubmitted_to_get_a_verified_one(agent, devnet_conn):
+    ledger = Ledger()
+    agent.set_agent(tamper=["signer"])
+    operator = EthernityRunTaskOperator(task_id="tampered_once", code=HELLO, max_resubmits=1,
+                                        poll_interval=0.2, completion_timeout=60)  # fmt: skip
+    assert operator.execute(make_context()) == HELLO_VALUE
+    assert ledger.requests_placed() == 2
+
+
+def test_a_slow_node_times_out_with_the_order_state_and_the_retry_reattaches(agent, devnet_conn, tmp_path):
+    ledger = Ledger()
+    agent.set_agent(delay_seconds=6)
+    store = FileStateStore(tmp_path / "state.json")
+    slow = EthernityRunTaskOperator(task_id="slow", code=HELLO, resources={"taskPrice": 5}, deferrable=True,
+                                    completion_timeout=1, poll_interval=0.2)  # fmt: skip
+    with pytest.raises(AirflowException) as timeout:
+        run_deferrable(slow, make_context(store=store))
+    assert re.search(
+        r"order \d+ \(DO request \d+\) was not completed within completion_timeout=1 s: "
+        r"order status PROCESSING, request status BOOKED; .* a retry of this task re-attaches",
+        str(timeout.value),
+    ), str(timeout.value)
+
+    retry = EthernityRunTaskOperator(task_id="slow", code=HELLO, resources={"taskPrice": 5}, deferrable=True,
+                                     completion_timeout=120, poll_interval=0.2)  # fmt: skip
+    value, _ = run_deferrable(retry, make_context(store=store))
+    assert value == HELLO_VALUE
+    assert ledger.requests_placed() == 1 and ledger.tokens_spent() == 5
