@@ -96,8 +96,14 @@ class Browser:
     def dialog(self, title: str) -> Any:
         return self.xpath(f"//*[@role='dialog'][.//h2[contains(normalize-space(), {_literal(title)})]]")
 
+    def field_group(self, label: str, root: Any = None) -> Any:
+        """The visible form field (Chakra field group: label, input, help text) whose label starts with ``label``.
+
+        Found through the label's text: Airflow's extra fields have labels whose ``for`` names no input."""
+        return self.xpath(f".//div[@role='group'][.//label[starts-with(normalize-space(), {_literal(label)})]]", root)
+
     def field(self, label: str, root: Any = None, tag: str = "input") -> Any:
-        """The input of the form field whose label starts with ``label`` (Chakra field group)."""
+        """The input of the form field whose label starts with ``label``."""
         return self.xpath(
             f".//div[@role='group'][.//label[starts-with(normalize-space(), {_literal(label)})]]"
             f"//{tag}[not(@type='hidden') and not(@aria-hidden='true')]",

@@ -266,7 +266,7 @@ def test_connection_form_and_params_trigger_in_chromium(
             for label, key in CONN_FIELDS.items():
                 browser.type_into(browser.field(label, form), str(conn["extra"][key]))
             for label in ("Network", "IPFS token", *CONN_FIELDS):
-                assert browser.field(label, form).is_displayed(), f"the form has no visible {label!r} field"
+                assert browser.field_group(label, form).text.startswith(label), f"no visible {label!r} field"
             browser.scroll_to(browser.xpath(".//button[.//*[normalize-space()='Extra Fields']]", form), "start")
             browser.screenshot(shots / "connection-form.png")
             browser.button("Save", form).click()
@@ -309,10 +309,21 @@ def test_connection_form_and_params_trigger_in_chromium(
                 assert run["conf"]["input"] == json.dumps(words)
                 assert xcom(api, PARAMS, run_id, "run") == expected_result
 
-            # (d) the page shows the successful run
+            # (d) the page shows the successful run, and the task's XCom the changed result
             browser.driver.refresh()
             browser.xpath("//*[normalize-space()='Success']")
             browser.screenshot(shots / "run-success.png")
+            browser.get(f"{airflow.base_url}/dags/{PARAMS}/runs/{quote(run_id, safe='')}/tasks/run/xcom")
+            result_cell = browser.xpath(f"//*[text()[contains(., {json.dumps(expected_result)})]]")
+            browser.scroll_to(result_cell)
+            browser.screenshot(shots / "run-result.png")
+
+            with airflow.client() as api:  # the fan-out run of the other test, when it ran first
+                fan_out_runs = api.get(f"/dags/{FAN_OUT}/dagRuns", params={"state": "success"}).json()["dag_runs"]
+            if fan_out_runs:
+                browser.get(f"{airflow.base_url}/dags/{FAN_OUT}/runs/{quote(fan_out_runs[-1]['dag_run_id'], safe='')}")
+                browser.xpath("//*[normalize-space()='Success']")
+                browser.screenshot(shots / "fan-out-run.png")
         except Exception:
             browser.save_source(tmp_path / "page.html")
             browser.screenshot(tmp_path / "failure.png")
