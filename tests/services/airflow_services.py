@@ -209,6 +209,16 @@ class AirflowServices:
     def redact(self, text: str) -> str:
         return redact(text, self.password, *self.secret_values)
 
+    def files_containing(self, secret: str) -> list[str]:
+        """Log and config files under AIRFLOW_HOME that contain ``secret`` (with or without ``0x``)."""
+        needle = (secret[2:] if secret.startswith("0x") else secret).lower().encode()
+        found = []
+        for path in self.home.rglob("*"):
+            readable = path.is_file() and (".log" in path.name or path.suffix in (".cfg", ".json", ".txt"))
+            if readable and needle and needle in path.read_bytes().lower():
+                found.append(str(path.relative_to(self.home)))
+        return found
+
     def log_tail(self, name: str, chars: int = 4000) -> str:
         path = self.home / f"{name}.log"
         return self.redact(path.read_text(errors="replace")[-chars:]) if path.exists() else ""

@@ -78,6 +78,15 @@ class Browser:
 
         return self.until(visible, timeout, f"no visible element for {xpath}")
 
+    def present(self, xpath: str, timeout: float | None = None) -> Any:
+        """The first element for ``xpath``, visible or not: Selenium counts an element scrolled out of a
+        scrolling container (a long table) as not displayed."""
+        from selenium.webdriver.common.by import By
+
+        return self.until(
+            lambda d: (d.find_elements(By.XPATH, xpath) or [False])[0], timeout, f"no element for {xpath}"
+        )
+
     def visible(self, xpath: str) -> bool:
         """Whether some element for ``xpath`` is displayed right now."""
         from selenium.webdriver.common.by import By
@@ -131,7 +140,7 @@ class Browser:
         combobox.send_keys(Keys.ENTER)
 
     def scroll_to(self, element: Any, block: str = "center") -> None:
-        self.driver.execute_script(f"arguments[0].scrollIntoView({{block: '{block}'}})", element)
+        self.driver.execute_script(f"arguments[0].scrollIntoView({{block: '{block}', inline: 'nearest'}})", element)
 
     def screenshot(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +174,8 @@ def open_browser(workdir: Path) -> Iterator[Browser]:
     options.binary_location = CHROMIUM
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
-    service = Service(CHROMEDRIVER, log_output=str(workdir / "chromedriver.log"))
+    # chromedriver's INFO log records every command with its text: WARNING keeps typed secrets out of it
+    service = Service(CHROMEDRIVER, service_args=["--log-level=WARNING"], log_output=str(workdir / "chromedriver.log"))
     driver = webdriver.Chrome(service=service, options=options)
     try:
         driver.execute_cdp_cmd(

@@ -314,8 +314,9 @@ def test_connection_form_and_params_trigger_in_chromium(
             browser.xpath("//*[normalize-space()='Success']")
             browser.screenshot(shots / "run-success.png")
             browser.get(f"{airflow.base_url}/dags/{PARAMS}/runs/{quote(run_id, safe='')}/tasks/run/xcom")
-            result_cell = browser.xpath(f"//*[text()[contains(., {json.dumps(expected_result)})]]")
-            browser.scroll_to(result_cell)
+            result_cell = browser.present(f"//*[@data-testid='xcom-value'][contains(., {json.dumps(expected_result)})]")
+            browser.scroll_to(result_cell.find_element("xpath", "./ancestor::tr/td[1]"))  # the row, from its key
+            browser.until(lambda _: result_cell.is_displayed(), message="the result stays hidden")
             browser.screenshot(shots / "run-result.png")
 
             with airflow.client() as api:  # the fan-out run of the other test, when it ran first
