@@ -41,7 +41,10 @@ with DAG(
             },
             additionalProperties=False,
         ),
-        "node_address": Param("", type="string", title="Pin to node (optional)", pattern="^(0x[0-9a-fA-F]{40})?$"),
+        # "null" in the type makes the field optional in the trigger form (an empty required field blocks it)
+        "node_address": Param(
+            None, type=["null", "string"], title="Pin to node (optional)", pattern="^(0x[0-9a-fA-F]{40})?$"
+        ),
     },
     tags=["ethernity", "example"],
     doc_md=__doc__,

@@ -192,6 +192,8 @@ class EthernityRunTaskOperator(BaseOperator):
         submission = self._reattach(context)
         if submission is None:
             submission = self._submit(context, code, input_data, spec, node, resubmits=0)
+        else:
+            self._publish(context, submission)
         return self._continue(context, submission)
 
     def _submit(
@@ -214,10 +216,20 @@ class EthernityRunTaskOperator(BaseOperator):
         self.log.info(
             "Waiting up to %.0f s for a node to take DO request %s", self.order_wait_timeout, task.do_request_id
         )
-        self._push(context, do_request_id=task.do_request_id, tx_hash=task.tx_hash, challenge=task.challenge)
-        self._push(context, from_block=task.from_block)
-        EthernityRequestLink.persist(context, self._explorer_url, f"tx/{task.tx_hash}")
+        self._publish(context, submission)
         return submission
+
+    def _publish(self, context: Context, submission: dict[str, Any]) -> None:
+        """The request's ids as XCom and its link; again after a re-attaching retry (a new try starts with no
+        XCom)."""
+        self._push(
+            context,
+            do_request_id=submission["do_request_id"],
+            tx_hash=submission["tx_hash"],
+            challenge=submission["challenge"],
+        )
+        self._push(context, from_block=submission["from_block"])
+        EthernityRequestLink.persist(context, self._explorer_url, f"tx/{submission['tx_hash']}")
 
     def _reattach(self, context: Context) -> dict[str, Any] | None:
         """A retry after a crash, timeout or kill: continue the request already paid for, if it is alive."""

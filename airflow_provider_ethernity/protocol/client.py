@@ -59,6 +59,8 @@ log = logging.getLogger("airflow_provider_ethernity")
 GAS_FLOORS = {"_addDORequest": 1_000_000, "_approveOrder": 100_000, "approve": 100_000, "_cancelDORequest": 200_000}
 #: How far back the ``_getOrder`` fallback scan looks when no anchor is known.
 ORDER_SCAN_LIMIT = 256
+#: how often a submission re-approves when a concurrent one from the same wallet took the allowance
+ALLOWANCE_RACE_ATTEMPTS = 5
 #: Maximum sealed size of one artefact (code or input) the client uploads.
 MAX_ARTEFACT_BYTES = 256 * 1024 * 1024
 _NONCE_RETRY_PHRASES = (
@@ -365,12 +367,19 @@ class EthernityClient:
 
     # ------------------------------------------------------------------ submission
     def ensure_allowance(self, amount_wei: int) -> str | None:
-        """Approve the protocol to take ``amount_wei`` when a separate token needs it; returns the tx hash."""
+        """Approve the protocol to take ``amount_wei`` when a separate token needs it; returns the tx hash.
+
+        The approval covers the wallet's token balance (at least ``amount_wei``), not just this price: tasks
+        submitted at the same time from one wallet (mapped tasks in several workers) would otherwise take
+        each other's allowance and their ``_addDORequest`` would revert. The protocol only ever takes a
+        request's price from it.
+        """
         if self.network.token_is_protocol or self.allowance() >= amount_wei:
             return None
-        tx_hash = self.transact(self.token.functions.approve(self.network.protocol_address, amount_wei), "approve")
+        amount = max(amount_wei, self.token_balance())
+        tx_hash = self.transact(self.token.functions.approve(self.network.protocol_address, amount), "approve")
         self.wait_receipt(tx_hash, "approve")
-        self.log.info("Token allowance of %s approved (tx %s)", amount_wei, tx_hash)
+        self.log.info("Token allowance of %s approved (tx %s)", amount, tx_hash)
         return tx_hash
 
     def _seal_and_add(self, data: bytes, certificate_pem: str, what: str) -> str:
@@ -425,11 +434,19 @@ class EthernityClient:
         m2 = metadata.code_metadata(code_cid, code)
         m3 = metadata.input_metadata(input_cid, input_data)
 
-        self.ensure_allowance(spec.price_wei)
-        anchor = int(self._view(self.protocol.functions._getOrdersCount()))
-        from_block = self.block_number()
         call = self.protocol.functions._addDORequest(*spec.contract_args(), m1, m2, m3, node)
-        tx_hash = self.transact(call, "_addDORequest")
+        for attempt in range(1, ALLOWANCE_RACE_ATTEMPTS + 1):
+            self.ensure_allowance(spec.price_wei)
+            anchor = int(self._view(self.protocol.functions._getOrdersCount()))
+            from_block = self.block_number()
+            try:
+                tx_hash = self.transact(call, "_addDORequest")
+                break
+            except ChainError as exc:
+                # another submission from this wallet spent the allowance between our check and our send
+                if "allowance" not in str(exc).lower() or attempt == ALLOWANCE_RACE_ATTEMPTS:
+                    raise
+                self.log.info("the token allowance was used by a concurrent submission; approving again")
         receipt = self.wait_receipt(tx_hash, "_addDORequest")
         from web3.logs import DISCARD
 

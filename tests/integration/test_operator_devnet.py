@@ -137,8 +137,10 @@ def test_retry_after_a_killed_worker_reattaches_without_paying_twice(agent, devn
     agent.set_agent()
 
     retry = EthernityRunTaskOperator(task_id="t", code=HELLO, poll_interval=0.2)
-    assert retry.execute(make_context(store=FileStateStore(state))) == "Hello, Python World!"
+    retry_ti = RecordingTI()  # a new try starts without XCom: the ids are published again
+    assert retry.execute(make_context(store=FileStateStore(state), ti=retry_ti)) == "Hello, Python World!"
     assert do_requests_count() - before == 1, "the retry submitted a second DO request"
+    assert retry_ti.xcoms["do_request_id"] == FileStateStore(state).get(STATE_KEY)["do_request_id"]
 
 
 def test_restarted_trigger_finds_an_order_that_closed_while_it_was_down(agent, devnet_conn) -> None:
