@@ -18,13 +18,13 @@ import binascii
 import hashlib
 import json
 from base64 import a85decode, a85encode
-
-from Crypto.Cipher import AES
-from Crypto.PublicKey import ECC
-from nacl.exceptions import CryptoError
-from nacl.public import Box, PrivateKey, PublicKey
+from typing import TYPE_CHECKING
 
 from airflow_provider_ethernity.protocol.errors import ConfigurationError, ResultDecryptionError
+
+if TYPE_CHECKING:  # pycryptodome and PyNaCl load on first use: DAG files import this module
+    from Crypto.PublicKey import ECC
+    from nacl.public import PrivateKey
 
 CURVE = "P-384"  # secp384r1
 #: sha256 of the empty string: the input checksum of a task without an input dataset.
@@ -46,6 +46,8 @@ def _aes_key(point: ECC.EccPoint) -> bytes:
 
 def load_enclave_public_key(certificate_pem: str) -> ECC.EccKey:
     """The enclave's secp384r1 public key from its X.509 certificate (or a bare public key PEM)."""
+    from Crypto.PublicKey import ECC
+
     try:
         key = ECC.import_key(certificate_pem)
     except (ValueError, IndexError, TypeError) as exc:
@@ -57,6 +59,9 @@ def load_enclave_public_key(certificate_pem: str) -> ECC.EccKey:
 
 def seal_for_enclave(data: bytes, certificate_pem: str | ECC.EccKey) -> bytes:
     """Seal ``data`` for the enclave holding the certificate's key; returns the base64 ASCII bytes to upload."""
+    from Crypto.Cipher import AES
+    from Crypto.PublicKey import ECC
+
     enclave_key = (
         certificate_pem if isinstance(certificate_pem, ECC.EccKey) else load_enclave_public_key(certificate_pem)
     )
@@ -76,6 +81,9 @@ def seal_for_enclave(data: bytes, certificate_pem: str | ECC.EccKey) -> bytes:
 
 def open_sealed(sealed: bytes | str, private_key_pem: str | bytes) -> bytes:
     """Enclave side of :func:`seal_for_enclave`: open a sealed artefact with the enclave's private key."""
+    from Crypto.Cipher import AES
+    from Crypto.PublicKey import ECC
+
     key = ECC.import_key(private_key_pem)
     envelope = json.loads(base64.b64decode(sealed).decode("utf-8"))
     ephemeral_point = ECC.EccPoint(int(envelope["x"], 16), int(envelope["y"], 16), curve=CURVE)
@@ -85,6 +93,8 @@ def open_sealed(sealed: bytes | str, private_key_pem: str | bytes) -> bytes:
 
 
 def _requester_box_key(eth_private_key: str) -> PrivateKey:
+    from nacl.public import PrivateKey
+
     try:
         seed = bytes.fromhex(_strip_0x(eth_private_key))
         return PrivateKey.from_seed(seed)
@@ -99,6 +109,9 @@ def requester_public_key_hex(eth_private_key: str) -> str:
 
 def open_result(blob_hex: str | bytes, eth_private_key: str) -> str:
     """Decrypt a result blob (hex of ephemeral public key || NaCl box) and decode its Ascii85 plaintext."""
+    from nacl.exceptions import CryptoError
+    from nacl.public import Box, PublicKey
+
     try:
         text = blob_hex.decode("ascii") if isinstance(blob_hex, bytes) else blob_hex
         blob = bytes.fromhex(_strip_0x(text.strip()))
@@ -112,6 +125,8 @@ def open_result(blob_hex: str | bytes, eth_private_key: str) -> str:
 
 def seal_result(plaintext: str, requester_public_key: str) -> str:
     """Enclave side of :func:`open_result`: seal a result for the requester; returns the hex blob."""
+    from nacl.public import Box, PrivateKey, PublicKey
+
     ephemeral = PrivateKey.generate()
     box = Box(ephemeral, PublicKey(bytes.fromhex(_strip_0x(requester_public_key))))
     return (bytes(ephemeral.public_key) + box.encrypt(a85encode(plaintext.encode("utf-8")))).hex()
