@@ -60,9 +60,11 @@ class CountingRpcProxy:
             payload: Any = json.loads(body)
         except ValueError:
             payload = None
-        methods = [p.get("method", "?") for p in payload] if isinstance(payload, list) else [
-            payload.get("method", "?") if isinstance(payload, dict) else "?"
-        ]
+        methods = (
+            [p.get("method", "?") for p in payload]
+            if isinstance(payload, list)
+            else [payload.get("method", "?") if isinstance(payload, dict) else "?"]
+        )
         with self._lock:
             self.http_requests += 1
             self.calls.update(methods)
