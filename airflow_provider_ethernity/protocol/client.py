@@ -5,9 +5,15 @@ No Airflow here: the hook builds this from a connection; the devnet, benchmarks 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
+import os
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -72,6 +78,27 @@ _NONCE_RETRY_PHRASES = (
 _nonce_locks: dict[tuple[str, str], threading.Lock] = {}
 _next_nonce: dict[tuple[str, str], int] = {}
 _nonce_registry_lock = threading.Lock()
+#: Where the per-wallet lock files live (one per chain + address + purpose; they hold no data).
+LOCK_DIR_ENV = "ETHERNITY_LOCK_DIR"
+
+
+@contextlib.contextmanager
+def wallet_lock(chain_id: int, address: str, purpose: str) -> Iterator[None]:
+    """An exclusive lock of one wallet on one chain, across threads and processes of this machine.
+
+    Mapped Airflow tasks sharing a wallet run in separate processes: their nonce choice and their
+    allowance-then-request sequence must not interleave. ``flock`` on a per-wallet file does it (the
+    lock goes with the process, so a killed task never leaves it held).
+    """
+    lock_dir = os.environ.get(LOCK_DIR_ENV) or os.path.join(tempfile.gettempdir(), "ethernity-wallet-locks")
+    os.makedirs(lock_dir, exist_ok=True)
+    name = hashlib.sha256(f"{chain_id}:{address.lower()}:{purpose}".encode()).hexdigest()[:24]
+    with open(os.path.join(lock_dir, f"{name}.lock"), "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -303,18 +330,26 @@ class EthernityClient:
     def _nonce_key(self) -> tuple[str, str]:
         return (self.settings.rpc_url, self.address)
 
+    @cached_property
+    def _lock_chain_id(self) -> int:
+        return int(self.network.chain_id or self.chain_id())
+
+    def _wallet_lock(self, purpose: str) -> contextlib.AbstractContextManager[None]:
+        return wallet_lock(self._lock_chain_id, self.address, purpose)
+
     def transact(self, call: Any, label: str) -> str:
         """Sign locally and send ``call``; returns the tx hash. Safe for concurrent use from one wallet.
 
-        Nonces come from the pending count and a process-wide counter; "nonce too low", "already known" and
-        "replacement underpriced" (another thread or process took the nonce) move to the next nonce.
+        Nonces come from the pending count and a process-wide counter, chosen and sent under the wallet's
+        cross-process lock (:func:`wallet_lock`); "nonce too low", "already known" and "replacement
+        underpriced" (a sender outside this machine took the nonce) still move to the next nonce.
         """
         from web3.exceptions import ContractLogicError, Web3RPCError
 
         key = self._nonce_key()
         with _nonce_registry_lock:
             lock = _nonce_locks.setdefault(key, threading.Lock())
-        with lock:
+        with lock, self._wallet_lock("nonce"):
             nonce: int | None = None
             for _attempt in range(20):
                 pending = int(self._rpc(lambda: self.w3.eth.get_transaction_count(self.address, "pending")))
@@ -353,8 +388,21 @@ class EthernityClient:
 
     # ------------------------------------------------------------------ submission
     def ensure_allowance(self, amount_wei: int) -> str | None:
-        """Approve the protocol to take ``amount_wei`` when a separate token needs it; returns the tx hash."""
-        if self.network.token_is_protocol or self.allowance() >= amount_wei:
+        """Approve the protocol to take ``amount_wei`` when a separate token needs it; returns the tx hash.
+
+        The allowance is read at the pending state: a request this wallet already sent but is not mined
+        yet has consumed its part. Call it under the wallet's "submit" lock, up to sending the request.
+        """
+        if self.network.token_is_protocol:
+            return None
+        pending = int(
+            self._rpc(
+                lambda: self.token.functions.allowance(self.address, self.network.protocol_address).call(
+                    block_identifier="pending"
+                )
+            )
+        )
+        if pending >= amount_wei:
             return None
         tx_hash = self.transact(self.token.functions.approve(self.network.protocol_address, amount_wei), "approve")
         self.wait_receipt(tx_hash, "approve")
@@ -412,11 +460,14 @@ class EthernityClient:
         m2 = metadata.code_metadata(code_cid, code)
         m3 = metadata.input_metadata(input_cid, input_data)
 
-        self.ensure_allowance(spec.price_wei)
         anchor = int(self._view(self.protocol.functions._getOrdersCount()))
         from_block = self.block_number()
         call = self.protocol.functions._addDORequest(*spec.contract_args(), m1, m2, m3, node)
-        tx_hash = self.transact(call, "_addDORequest")
+        # approve (when needed) and request back to back: another task of this wallet must not spend the
+        # allowance in between (``approve`` sets it, and the wallet's transactions run in nonce order)
+        with self._wallet_lock("submit"):
+            self.ensure_allowance(spec.price_wei)
+            tx_hash = self.transact(call, "_addDORequest")
         receipt = self.wait_receipt(tx_hash, "_addDORequest")
         from web3.logs import DISCARD
 
