@@ -21,9 +21,10 @@ from typing import Any
 from airflow_provider_ethernity.protocol import metadata
 from airflow_provider_ethernity.protocol.abi import IMAGE_REGISTRY, PROTOCOL, TOKEN, load_abi
 from airflow_provider_ethernity.protocol.crypto import (
-    open_result,
+    HexDecoder,
+    open_result_buffer,
     requester_public_key_hex,
-    seal_for_enclave,
+    seal_for_enclave_into,
 )
 from airflow_provider_ethernity.protocol.errors import (
     ChainError,
@@ -409,17 +410,19 @@ class EthernityClient:
         self.log.info("Token allowance of %s approved (tx %s)", amount_wei, tx_hash)
         return tx_hash
 
-    def _seal_and_add(self, data: bytes, certificate_pem: str, what: str) -> str:
-        sealed = seal_for_enclave(data, certificate_pem)
-        if len(sealed) > MAX_ARTEFACT_BYTES:
-            raise ConfigurationError(
-                f"{what} is {len(data)} bytes; sealed it would be {len(sealed)} bytes, over the limit of "
-                f"{MAX_ARTEFACT_BYTES} bytes"
-            )
-        try:
-            return self.ipfs.add(sealed)
-        except TransientError as exc:
-            raise StorageError(f"could not upload the {what} to IPFS ({exc}); no transaction was sent") from None
+    def _seal_and_add(self, data: str | bytes, certificate_pem: str, what: str) -> str:
+        """Seal into a temporary file and upload it from there: a large input is never held sealed in memory."""
+        with tempfile.TemporaryFile(prefix="etny-sealed-") as sealed:
+            size = seal_for_enclave_into(data, certificate_pem, sealed)
+            if size > MAX_ARTEFACT_BYTES:
+                raise ConfigurationError(
+                    f"{what} is {len(data)} characters; sealed it would be {size} bytes, over the limit of "
+                    f"{MAX_ARTEFACT_BYTES} bytes"
+                )
+            try:
+                return self.ipfs.add(sealed)
+            except TransientError as exc:
+                raise StorageError(f"could not upload the {what} to IPFS ({exc}); no transaction was sent") from None
 
     def submit_task(
         self,
@@ -443,10 +446,10 @@ class EthernityClient:
         enclave = self.preflight(spec, zone, node)
 
         challenge = metadata.new_challenge()
-        challenge_cid = self._seal_and_add(challenge.encode(), enclave.certificate_pem, "challenge")
-        code_cid = self._seal_and_add(code.encode("utf-8"), enclave.certificate_pem, "code")
+        challenge_cid = self._seal_and_add(challenge, enclave.certificate_pem, "challenge")
+        code_cid = self._seal_and_add(code, enclave.certificate_pem, "code")
         input_cid = (
-            self._seal_and_add(input_data.encode("utf-8"), enclave.certificate_pem, "input dataset")
+            self._seal_and_add(input_data, enclave.certificate_pem, "input dataset")
             if input_data
             else ""
         )
@@ -580,12 +583,22 @@ class EthernityClient:
             )
         verify_signer(tx, order_id, challenge)
         try:
-            blob = self.ipfs.cat(order_result.result_cid, max_bytes=max_result_bytes)
+            blob = self.ipfs.cat_into(order_result.result_cid, HexDecoder, max_bytes=max_result_bytes)
         except (TransientError, StorageError) as exc:
             raise StorageError(
                 f"order {order_id}: the result {order_result.result_cid} could not be read from IPFS: {exc}"
             ) from None
-        plaintext = open_result(blob.decode("ascii", errors="replace"), self.settings.private_key or "")
+        except ValueError:
+            raise ResultVerificationError(
+                f"order {order_id}: the result {order_result.result_cid} is not hex"
+            ) from None
+        opened = open_result_buffer(blob.finish(), self.settings.private_key or "")
+        del blob  # decrypted in place: drop the ciphertext before decoding (a large result is held ~2x, not 5x)
+        try:
+            plaintext = opened.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ResultVerificationError(f"order {order_id}: the decrypted result is not UTF-8") from None
+        del opened
         verify_checksum(tx, order_id, plaintext)
         result = build_task_result(tx, order_id, plaintext, order_result.result_cid)
         self.log.info("Result of order %s verified: %s (%s)", order_id, result.task_code_name, result.task_code)
