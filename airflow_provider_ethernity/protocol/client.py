@@ -448,11 +448,7 @@ class EthernityClient:
         challenge = metadata.new_challenge()
         challenge_cid = self._seal_and_add(challenge, enclave.certificate_pem, "challenge")
         code_cid = self._seal_and_add(code, enclave.certificate_pem, "code")
-        input_cid = (
-            self._seal_and_add(input_data, enclave.certificate_pem, "input dataset")
-            if input_data
-            else ""
-        )
+        input_cid = self._seal_and_add(input_data, enclave.certificate_pem, "input dataset") if input_data else ""
         m1 = metadata.image_metadata(
             enclave.image_cid,
             zone,

@@ -9,6 +9,11 @@ A waiter that starts behind the watcher's cursor (a triggerer restarted after th
 deferral that began blocks ago) is caught up by widening the next log query down to its ``from_block``;
 several late waiters share that one query. When log queries keep failing, the watcher probes
 ``_getOrder`` for the waited orders instead, so a node without logs still completes the waits.
+
+Polls follow the chain's rhythm: once blocks come regularly (their interval, learnt from the heads seen,
+is at least about the poll interval), the next poll is timed just before the next block is due, and a
+late block is retried after short, growing pauses (up to the poll interval). Detection then lags a block
+by a fraction of a second while the requests per block stay at about two.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ MAX_LOG_RANGE = 5_000
 PROBE_AFTER_FAILURES = 2
 #: How long an idle watcher (no waiter) lingers before its poll task ends.
 IDLE_LINGER_SECONDS = 5.0
+#: Shortest retry pause while a due block is late.
+MIN_POLL_STEP = 0.1
+#: How long before a block is due the watcher asks for it.
+POLL_EARLY = 0.05
 
 
 @dataclass
@@ -55,6 +64,10 @@ class OrderEventWatcher:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._failures = 0
+        self._last_head: int | None = None
+        self._last_advance: float | None = None  # loop time the head last grew
+        self.block_interval: float | None = None  # learnt seconds per block (moving average)
+        self._misses = 0  # polls since the head last grew
         #: How many RPC requests the watcher made, by method (the benchmarks read this).
         self.rpc_calls: dict[str, int] = {"eth_blockNumber": 0, "eth_getLogs": 0, "_getOrder": 0}
 
@@ -107,12 +120,34 @@ class OrderEventWatcher:
                     await self._tick()
                 self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.next_delay(loop.time()))
         finally:
             if self._reader is not None:
                 reader, self._reader = self._reader, None
                 with contextlib.suppress(Exception):  # closing a dead connection
                     await reader.aclose()
+
+    def _observe_head(self, head: int, now: float) -> None:
+        if self._last_head is None or head > self._last_head:
+            if self._last_head is not None and self._last_advance is not None:
+                sample = (now - self._last_advance) / (head - self._last_head)
+                self.block_interval = (
+                    sample if self.block_interval is None else 0.7 * self.block_interval + 0.3 * sample
+                )
+            self._last_head, self._last_advance, self._misses = head, now, 0
+        else:
+            self._misses += 1
+
+    def next_delay(self, now: float) -> float:
+        """Seconds until the next poll: the poll interval, or timed to the next block when blocks are regular."""
+        interval, last = self.block_interval, self._last_advance
+        if interval is None or last is None or interval < 0.8 * self.poll_interval:
+            return self.poll_interval
+        due = last + interval - POLL_EARLY
+        if self._misses == 0 and now < due:
+            return due - now
+        step = max(MIN_POLL_STEP, interval / 10)
+        return min(self.poll_interval, step * 2 ** max(0, self._misses - 1))
 
     @property
     def reader(self) -> Any:
@@ -128,6 +163,7 @@ class OrderEventWatcher:
             self._failures += 1
             log.warning("Ethernity watcher: the RPC did not answer (%s); will retry", _brief(exc))
             return
+        self._observe_head(head, asyncio.get_running_loop().time())
         start = self.cursor + 1 if self.cursor is not None else head
         if self._catch_up_from is not None:
             start = min(start, self._catch_up_from)
