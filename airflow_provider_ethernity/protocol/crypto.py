@@ -35,6 +35,8 @@ ZERO_CHECKSUM = hashlib.sha256(b"").hexdigest()
 
 #: Piece size for streamed sealing, hashing and decoding: memory stays near the payload, not a multiple.
 STREAM_CHUNK = 1 << 20
+#: Piece size for Ascii85 decoding (the stdlib decoder holds ~10x its input in small objects while it runs).
+A85_CHUNK = 64 << 10
 
 
 def _utf8_pieces(data: str | bytes | bytearray | memoryview) -> Iterator[bytes | memoryview]:
@@ -201,7 +203,7 @@ def _a85decode_into(view: memoryview, out: bytearray) -> None:
     skip = frozenset(b"z \t\n\r\v")
     start, end_all = 0, len(view)
     while start < end_all:
-        end = min(start + STREAM_CHUNK, end_all)
+        end = min(start + A85_CHUNK, end_all)
         piece = view[start:end].tobytes()
         if end < end_all:
             groups = len(piece) - sum(piece.count(c) for c in b"z \t\n\r\v")
