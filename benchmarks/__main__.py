@@ -32,6 +32,7 @@ def _prepare_environment() -> None:
     """A throwaway AIRFLOW_HOME (before Airflow is imported) and quiet task logs."""
     os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="etny-bench-airflow-"))
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
 
 def _quiet_logs() -> None:
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help=f"where to write the results (default {DEFAULT_JSON})")
     parser.add_argument("--verbose", action="store_true", help="keep the provider's INFO logs")
     args = parser.parse_args(argv)
+    if args.verbose:
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "INFO")
     _prepare_environment()
     if not args.verbose:
         _quiet_logs()
