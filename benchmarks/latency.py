@@ -2,7 +2,8 @@
 
 Real hello-world tasks through the requester client and the devnet's node agent: submit, wait for the order,
 start the trigger (built from its serialized kwargs, on one event loop in a background thread), approve;
-the agent runs the task and closes the order. Per order: the trigger's event time minus the timestamp of
+the agent runs the task and closes the order. Submitting and approving run in a child process (as on a
+worker), so the "triggerer" process only runs the event loop. Per order: the trigger's event time minus the timestamp of
 the block holding ``_orderClosedEV`` (the goal's measure). anvil stamps blocks with whole seconds, so a
 block-watching thread (polling anvil every 10 ms) also records when each block really became visible:
 the figures from that moment are the watcher's own lag.
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -83,6 +86,22 @@ async def fire(order_id: int, from_block: int) -> tuple[float, dict[str, Any]]:
     raise RuntimeError("the trigger ended without an event")
 
 
+def _requester(count: int) -> None:
+    """Child process: submit ``count`` tasks; per order print it, wait for "go", approve it."""
+    from airflow_provider_ethernity.hooks.ethernity import EthernityHook
+
+    client = EthernityHook().client
+    tasks = [client.submit_task(HELLO, resources={"taskPrice": 1}) for _ in range(count)]
+    for task in tasks:
+        order_id = client.wait_for_order(task, timeout=120, poll_interval=0.2)
+        if order_id is None:
+            raise SystemExit("no order placed")
+        print(json.dumps({"order_id": order_id, "from_block": task.from_block}), flush=True)
+        sys.stdin.readline()
+        client.approve_order(order_id)
+    print(json.dumps({"done": True}), flush=True)
+
+
 def run(net: Any, smoke: bool = False) -> list[Figure]:
     """``net``: a running devnet with 1 s blocks, registered as ``ethernity_default``."""
     count = 2 if smoke else 10
@@ -91,16 +110,30 @@ def run(net: Any, smoke: bool = False) -> list[Figure]:
     observer.start()
     loop = LoopThread()
     pending = []
+    child = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.latency", "REQUESTER", str(count)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
     try:
-        tasks = [client.submit_task(HELLO, resources={"taskPrice": 1}) for _ in range(count)]
-        for task in tasks:
-            order_id = client.wait_for_order(task, timeout=120, poll_interval=0.2)
-            assert order_id is not None, "no order placed"
-            pending.append((order_id, loop.submit(fire(order_id, task.from_block))))
+        assert child.stdin is not None and child.stdout is not None
+        for line in child.stdout:
+            if not line.startswith("{"):  # a log line
+                continue
+            message = json.loads(line)
+            if message.get("done"):
+                break
+            future = loop.submit(fire(message["order_id"], message["from_block"]))
+            pending.append((message["order_id"], future))
             time.sleep(0.3)  # the trigger is registered before the approval
-            client.approve_order(order_id)
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        if len(pending) != count:
+            raise RuntimeError(f"the requester process placed {len(pending)} of {count} tasks")
         outcomes = [(order_id, future.result(timeout=180)) for order_id, future in pending]
     finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
         loop.stop()
         observer.stop_event.set()
         observer.join(5)
@@ -127,3 +160,11 @@ def run(net: Any, smoke: bool = False) -> list[Figure]:
         Figure("latency", "block timestamp -> block visible at anvil, median", round(median(offsets), 3), "s",
                note="anvil stamps whole seconds"),
     ]  # fmt: skip
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "REQUESTER":
+        import logging
+
+        logging.disable(logging.INFO)
+        _requester(int(sys.argv[2]))
