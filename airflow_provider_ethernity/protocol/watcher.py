@@ -11,7 +11,7 @@ several late waiters share that one query. When log queries keep failing, the wa
 ``_getOrder`` for the waited orders instead, so a node without logs still completes the waits.
 
 Polls follow the chain's rhythm: once blocks come regularly (their interval, learnt from the heads seen,
-is at least about the poll interval), the next poll is timed just before the next block is due (its
+is steady and at least about the poll interval), the next poll is timed just before the next block is due (its
 phase taken from the earliest recent sighting, as sightings are never early), and a late block is
 retried after short, then growing pauses (up to the poll interval). Detection then lags a block
 by a fraction of a second while the requests per block stay at about two.
@@ -68,7 +68,7 @@ class OrderEventWatcher:
         self._failures = 0
         self._sightings: collections.deque[tuple[int, float]] = collections.deque(maxlen=8)  # (head, loop time)
         self._steps: collections.deque[float] = collections.deque(maxlen=9)  # seconds between one-block steps
-        self.block_interval: float | None = None  # learnt seconds per block
+        self.block_interval: float | None = None  # learnt seconds per block; None while blocks are irregular
         self._misses = 0  # scheduled polls since the head last grew
         self._scheduled = True  # whether the coming tick is a timed poll (not a new waiter's wake-up)
         #: How many RPC requests the watcher made, by method (the benchmarks read this).
@@ -139,7 +139,7 @@ class OrderEventWatcher:
         if last is None or head > last[0]:
             if last is not None and head - last[0] == 1:
                 self._steps.append(now - last[1])
-                self.block_interval = sorted(self._steps)[len(self._steps) // 2]
+                self.block_interval = _regular_interval(self._steps)
             self._sightings.append((head, now))
             self._misses = 0
         elif scheduled:  # a poll a new waiter caused is not a late block
@@ -216,6 +216,17 @@ class OrderEventWatcher:
                 return
             if order.status == OrderStatus.CLOSED:
                 _resolve(self._waits.closed.get(order_id), 0)
+
+
+def _regular_interval(steps: collections.deque[float]) -> float | None:
+    """The median step when blocks come regularly (the middle half of the steps within 50% of it), else None:
+    a chain that mines on demand (a devnet in automine mode) keeps the plain poll interval."""
+    if len(steps) < 3:
+        return None
+    ordered = sorted(steps)
+    median = ordered[len(ordered) // 2]
+    spread = ordered[(3 * len(ordered)) // 4] - ordered[len(ordered) // 4]
+    return median if median > 0 and spread <= 0.5 * median else None
 
 
 def _resolve(futures: list[asyncio.Future[int]] | None, value: int) -> None:
