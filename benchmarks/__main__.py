@@ -7,9 +7,11 @@ and stops every process it started. Exit status 1 when a goal is missed or a ben
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -31,7 +33,10 @@ BENCHMARKS: dict[str, float | str | None] = {
 
 def _prepare_environment() -> None:
     """A throwaway AIRFLOW_HOME (before Airflow is imported) and quiet task logs."""
-    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="etny-bench-airflow-"))
+    if "AIRFLOW_HOME" not in os.environ:
+        home = tempfile.mkdtemp(prefix="etny-bench-airflow-")
+        os.environ["AIRFLOW_HOME"] = home
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
 
