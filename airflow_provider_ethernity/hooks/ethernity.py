@@ -7,18 +7,20 @@ wallet private key in the password field. The key is handed to the protocol clie
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_ethernity.protocol.async_client import AsyncChainReader
-from airflow_provider_ethernity.protocol.client import EthernityClient, Order, SubmittedTask
 from airflow_provider_ethernity.protocol.errors import EthernityError
-from airflow_provider_ethernity.protocol.events import OrderStatus
-from airflow_provider_ethernity.protocol.resources import Resources
-from airflow_provider_ethernity.protocol.results import TaskResult
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, RetryPolicy
 from airflow_provider_ethernity.protocol.settings import ClientSettings
+
+if TYPE_CHECKING:  # the client and reader modules load when a task runs, not when a DAG file is parsed
+    from airflow_provider_ethernity.protocol.async_client import AsyncChainReader
+    from airflow_provider_ethernity.protocol.client import EthernityClient, Order, SubmittedTask
+    from airflow_provider_ethernity.protocol.events import OrderStatus
+    from airflow_provider_ethernity.protocol.resources import Resources
+    from airflow_provider_ethernity.protocol.results import TaskResult
 
 #: Connection fields kept in ``extra`` (the UI may store them as ``extra__ethernity__<name>``).
 EXTRA_FIELDS = (
@@ -89,10 +91,14 @@ class EthernityHook(BaseHook):
 
     @cached_property
     def client(self) -> EthernityClient:
+        from airflow_provider_ethernity.protocol.client import EthernityClient
+
         return EthernityClient(self.settings, retry=self.retry, logger=self.log)
 
     def get_async_reader(self) -> AsyncChainReader:
         """A key-free async reader of the connection's chain, for triggers."""
+        from airflow_provider_ethernity.protocol.async_client import AsyncChainReader
+
         s = self.settings
         return AsyncChainReader(s.rpc_url, s.network.protocol_address or "", poa=s.network.poa, retry=self.retry)
 

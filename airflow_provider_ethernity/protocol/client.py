@@ -5,9 +5,15 @@ No Airflow here: the hook builds this from a connection; the devnet, benchmarks 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
+import os
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -15,9 +21,10 @@ from typing import Any
 from airflow_provider_ethernity.protocol import metadata
 from airflow_provider_ethernity.protocol.abi import IMAGE_REGISTRY, PROTOCOL, TOKEN, load_abi
 from airflow_provider_ethernity.protocol.crypto import (
-    open_result,
+    HexDecoder,
+    open_result_buffer,
     requester_public_key_hex,
-    seal_for_enclave,
+    seal_for_enclave_into,
 )
 from airflow_provider_ethernity.protocol.errors import (
     ChainError,
@@ -59,7 +66,7 @@ log = logging.getLogger("airflow_provider_ethernity")
 GAS_FLOORS = {"_addDORequest": 1_000_000, "_approveOrder": 100_000, "approve": 100_000, "_cancelDORequest": 200_000}
 #: How far back the ``_getOrder`` fallback scan looks when no anchor is known.
 ORDER_SCAN_LIMIT = 256
-#: how often a submission re-approves when a concurrent one from the same wallet took the allowance
+#: How often a submission re-approves when a concurrent one (another machine, same wallet) took the allowance
 ALLOWANCE_RACE_ATTEMPTS = 5
 #: Maximum sealed size of one artefact (code or input) the client uploads.
 MAX_ARTEFACT_BYTES = 256 * 1024 * 1024
@@ -74,6 +81,27 @@ _NONCE_RETRY_PHRASES = (
 _nonce_locks: dict[tuple[str, str], threading.Lock] = {}
 _next_nonce: dict[tuple[str, str], int] = {}
 _nonce_registry_lock = threading.Lock()
+#: Where the per-wallet lock files live (one per chain + address + purpose; they hold no data).
+LOCK_DIR_ENV = "ETHERNITY_LOCK_DIR"
+
+
+@contextlib.contextmanager
+def wallet_lock(chain_id: int, address: str, purpose: str) -> Iterator[None]:
+    """An exclusive lock of one wallet on one chain, across threads and processes of this machine.
+
+    Mapped Airflow tasks sharing a wallet run in separate processes: their nonce choice and their
+    allowance-then-request sequence must not interleave. ``flock`` on a per-wallet file does it (the
+    lock goes with the process, so a killed task never leaves it held).
+    """
+    lock_dir = os.environ.get(LOCK_DIR_ENV) or os.path.join(tempfile.gettempdir(), "ethernity-wallet-locks")
+    os.makedirs(lock_dir, exist_ok=True)
+    name = hashlib.sha256(f"{chain_id}:{address.lower()}:{purpose}".encode()).hexdigest()[:24]
+    with open(os.path.join(lock_dir, f"{name}.lock"), "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -317,18 +345,26 @@ class EthernityClient:
     def _nonce_key(self) -> tuple[str, str]:
         return (self.settings.rpc_url, self.address)
 
+    @cached_property
+    def _lock_chain_id(self) -> int:
+        return int(self.network.chain_id or self.chain_id())
+
+    def _wallet_lock(self, purpose: str) -> contextlib.AbstractContextManager[None]:
+        return wallet_lock(self._lock_chain_id, self.address, purpose)
+
     def transact(self, call: Any, label: str) -> str:
         """Sign locally and send ``call``; returns the tx hash. Safe for concurrent use from one wallet.
 
-        Nonces come from the pending count and a process-wide counter; "nonce too low", "already known" and
-        "replacement underpriced" (another thread or process took the nonce) move to the next nonce.
+        Nonces come from the pending count and a process-wide counter, chosen and sent under the wallet's
+        cross-process lock (:func:`wallet_lock`); "nonce too low", "already known" and "replacement
+        underpriced" (a sender outside this machine took the nonce) still move to the next nonce.
         """
         from web3.exceptions import ContractLogicError, Web3RPCError
 
         key = self._nonce_key()
         with _nonce_registry_lock:
             lock = _nonce_locks.setdefault(key, threading.Lock())
-        with lock:
+        with lock, self._wallet_lock("nonce"):
             nonce: int | None = None
             for _attempt in range(20):
                 pending = int(self._rpc(lambda: self.w3.eth.get_transaction_count(self.address, "pending")))
@@ -369,30 +405,39 @@ class EthernityClient:
     def ensure_allowance(self, amount_wei: int) -> str | None:
         """Approve the protocol to take ``amount_wei`` when a separate token needs it; returns the tx hash.
 
-        The approval covers the wallet's token balance (at least ``amount_wei``), not just this price: tasks
-        submitted at the same time from one wallet (mapped tasks in several workers) would otherwise take
-        each other's allowance and their ``_addDORequest`` would revert. The protocol only ever takes a
-        request's price from it.
+        Exactly the price is approved (least privilege, as the official runner does). The allowance is read
+        at the pending state: a request this wallet already sent but is not mined yet has consumed its part.
+        Call it under the wallet's "submit" lock, up to sending the request.
         """
-        if self.network.token_is_protocol or self.allowance() >= amount_wei:
+        if self.network.token_is_protocol:
             return None
-        amount = max(amount_wei, self.token_balance())
-        tx_hash = self.transact(self.token.functions.approve(self.network.protocol_address, amount), "approve")
+        pending = int(
+            self._rpc(
+                lambda: self.token.functions.allowance(self.address, self.network.protocol_address).call(
+                    block_identifier="pending"
+                )
+            )
+        )
+        if pending >= amount_wei:
+            return None
+        tx_hash = self.transact(self.token.functions.approve(self.network.protocol_address, amount_wei), "approve")
         self.wait_receipt(tx_hash, "approve")
-        self.log.info("Token allowance of %s approved (tx %s)", amount, tx_hash)
+        self.log.info("Token allowance of %s approved (tx %s)", amount_wei, tx_hash)
         return tx_hash
 
-    def _seal_and_add(self, data: bytes, certificate_pem: str, what: str) -> str:
-        sealed = seal_for_enclave(data, certificate_pem)
-        if len(sealed) > MAX_ARTEFACT_BYTES:
-            raise ConfigurationError(
-                f"{what} is {len(data)} bytes; sealed it would be {len(sealed)} bytes, over the limit of "
-                f"{MAX_ARTEFACT_BYTES} bytes"
-            )
-        try:
-            return self.ipfs.add(sealed)
-        except TransientError as exc:
-            raise StorageError(f"could not upload the {what} to IPFS ({exc}); no transaction was sent") from None
+    def _seal_and_add(self, data: str | bytes, certificate_pem: str, what: str) -> str:
+        """Seal into a temporary file and upload it from there: a large input is never held sealed in memory."""
+        with tempfile.TemporaryFile(prefix="etny-sealed-") as sealed:
+            size = seal_for_enclave_into(data, certificate_pem, sealed)
+            if size > MAX_ARTEFACT_BYTES:
+                raise ConfigurationError(
+                    f"{what} is {len(data)} characters; sealed it would be {size} bytes, over the limit of "
+                    f"{MAX_ARTEFACT_BYTES} bytes"
+                )
+            try:
+                return self.ipfs.add(sealed)
+            except TransientError as exc:
+                raise StorageError(f"could not upload the {what} to IPFS ({exc}); no transaction was sent") from None
 
     def submit_task(
         self,
@@ -417,13 +462,9 @@ class EthernityClient:
         enclave = self.preflight(spec, zone, node)
 
         challenge = metadata.new_challenge()
-        challenge_cid = self._seal_and_add(challenge.encode(), enclave.certificate_pem, "challenge")
-        code_cid = self._seal_and_add(code.encode("utf-8"), enclave.certificate_pem, "code")
-        input_cid = (
-            self._seal_and_add(input_data.encode("utf-8"), enclave.certificate_pem, "input dataset")
-            if input_data
-            else ""
-        )
+        challenge_cid = self._seal_and_add(challenge, enclave.certificate_pem, "challenge")
+        code_cid = self._seal_and_add(code, enclave.certificate_pem, "code")
+        input_cid = self._seal_and_add(input_data, enclave.certificate_pem, "input dataset") if input_data else ""
         m1 = metadata.image_metadata(
             enclave.image_cid,
             zone,
@@ -436,17 +477,20 @@ class EthernityClient:
 
         call = self.protocol.functions._addDORequest(*spec.contract_args(), m1, m2, m3, node)
         for attempt in range(1, ALLOWANCE_RACE_ATTEMPTS + 1):
-            self.ensure_allowance(spec.price_wei)
             anchor = int(self._view(self.protocol.functions._getOrdersCount()))
             from_block = self.block_number()
-            try:
-                tx_hash = self.transact(call, "_addDORequest")
-                break
-            except ChainError as exc:
-                # another submission from this wallet spent the allowance between our check and our send
-                if "allowance" not in str(exc).lower() or attempt == ALLOWANCE_RACE_ATTEMPTS:
-                    raise
-                self.log.info("the token allowance was used by a concurrent submission; approving again")
+            # approve (when needed) and request back to back: another task of this wallet on this machine must
+            # not spend the allowance in between (``approve`` sets it; the wallet's transactions run in nonce order)
+            with self._wallet_lock("submit"):
+                self.ensure_allowance(spec.price_wei)
+                try:
+                    tx_hash = self.transact(call, "_addDORequest")
+                    break
+                except ChainError as exc:
+                    # a submission from another machine with the same wallet spent the allowance in between
+                    if "allowance" not in str(exc).lower() or attempt == ALLOWANCE_RACE_ATTEMPTS:
+                        raise
+            self.log.info("the token allowance was used by a concurrent submission; approving again")
         receipt = self.wait_receipt(tx_hash, "_addDORequest")
         from web3.logs import DISCARD
 
@@ -559,12 +603,22 @@ class EthernityClient:
             )
         verify_signer(tx, order_id, challenge)
         try:
-            blob = self.ipfs.cat(order_result.result_cid, max_bytes=max_result_bytes)
+            blob = self.ipfs.cat_into(order_result.result_cid, HexDecoder, max_bytes=max_result_bytes)
         except (TransientError, StorageError) as exc:
             raise StorageError(
                 f"order {order_id}: the result {order_result.result_cid} could not be read from IPFS: {exc}"
             ) from None
-        plaintext = open_result(blob.decode("ascii", errors="replace"), self.settings.private_key or "")
+        except ValueError:
+            raise ResultVerificationError(
+                f"order {order_id}: the result {order_result.result_cid} is not hex"
+            ) from None
+        opened = open_result_buffer(blob.finish(), self.settings.private_key or "")
+        del blob  # decrypted in place: drop the ciphertext before decoding (a large result is held ~2x, not 5x)
+        try:
+            plaintext = opened.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ResultVerificationError(f"order {order_id}: the decrypted result is not UTF-8") from None
+        del opened
         verify_checksum(tx, order_id, plaintext)
         result = build_task_result(tx, order_id, plaintext, order_result.result_cid)
         self.log.info("Result of order %s verified: %s (%s)", order_id, result.task_code_name, result.task_code)

@@ -16,24 +16,46 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 from base64 import a85decode, a85encode
-
-from Crypto.Cipher import AES
-from Crypto.PublicKey import ECC
-from nacl.exceptions import CryptoError
-from nacl.public import Box, PrivateKey, PublicKey
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING
 
 from airflow_provider_ethernity.protocol.errors import ConfigurationError, ResultDecryptionError
+
+if TYPE_CHECKING:  # pycryptodome and PyNaCl load on first use: DAG files import this module
+    from Crypto.PublicKey import ECC
+    from nacl.public import PrivateKey
 
 CURVE = "P-384"  # secp384r1
 #: sha256 of the empty string: the input checksum of a task without an input dataset.
 ZERO_CHECKSUM = hashlib.sha256(b"").hexdigest()
 
 
-def sha256_hex(data: str | bytes) -> str:
+#: Piece size for streamed sealing, hashing and decoding: memory stays near the payload, not a multiple.
+STREAM_CHUNK = 1 << 20
+#: Piece size for Ascii85 decoding (the stdlib decoder holds ~10x its input in small objects while it runs).
+A85_CHUNK = 64 << 10
+
+
+def _utf8_pieces(data: str | bytes | bytearray | memoryview) -> Iterator[bytes | memoryview]:
+    """``data`` as UTF-8 in pieces of about STREAM_CHUNK (a large string is never encoded whole)."""
+    if isinstance(data, str):
+        for start in range(0, len(data), STREAM_CHUNK):
+            yield data[start : start + STREAM_CHUNK].encode("utf-8")
+    else:
+        view = memoryview(data)
+        for start in range(0, len(view), STREAM_CHUNK):
+            yield view[start : start + STREAM_CHUNK]
+
+
+def sha256_hex(data: str | bytes | bytearray) -> str:
     """Hex sha256 of ``data`` (strings are hashed as UTF-8), as the protocol's checksums are written."""
-    return hashlib.sha256(data.encode("utf-8") if isinstance(data, str) else data).hexdigest()
+    digest = hashlib.sha256()
+    for piece in _utf8_pieces(data):
+        digest.update(piece)
+    return digest.hexdigest()
 
 
 def _strip_0x(value: str) -> str:
@@ -46,6 +68,8 @@ def _aes_key(point: ECC.EccPoint) -> bytes:
 
 def load_enclave_public_key(certificate_pem: str) -> ECC.EccKey:
     """The enclave's secp384r1 public key from its X.509 certificate (or a bare public key PEM)."""
+    from Crypto.PublicKey import ECC
+
     try:
         key = ECC.import_key(certificate_pem)
     except (ValueError, IndexError, TypeError) as exc:
@@ -55,27 +79,75 @@ def load_enclave_public_key(certificate_pem: str) -> ECC.EccKey:
     return key
 
 
-def seal_for_enclave(data: bytes, certificate_pem: str | ECC.EccKey) -> bytes:
-    """Seal ``data`` for the enclave holding the certificate's key; returns the base64 ASCII bytes to upload."""
+class _Base64Writer:
+    """Base64-encode a byte stream into ``out`` piece by piece (the same bytes as one ``b64encode``)."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.carry = b""
+        self.written = 0
+
+    def write(self, data: bytes) -> None:
+        data = self.carry + data if self.carry else data
+        whole = len(data) - len(data) % 3
+        if whole:
+            encoded = base64.b64encode(data[:whole])
+            self.out.write(encoded)
+            self.written += len(encoded)
+        self.carry = data[whole:]
+
+    def close(self) -> int:
+        if self.carry:
+            encoded = base64.b64encode(self.carry)
+            self.out.write(encoded)
+            self.written += len(encoded)
+            self.carry = b""
+        return self.written
+
+
+def seal_for_enclave_into(data: str | bytes, certificate_pem: str | ECC.EccKey, out: IO[bytes]) -> int:
+    """Seal ``data`` (a string is sealed as UTF-8) for the enclave into ``out``; returns the bytes written.
+
+    The output is byte for byte :func:`seal_for_enclave`'s: base64 of the JSON envelope
+    ``{"ciphertext": hex, "nonce": hex, "authTag": hex, "x": hex, "y": hex}``, produced in pieces so a
+    large input never exists as hex, JSON or base64 in memory.
+    """
+    from Crypto.Cipher import AES
+    from Crypto.PublicKey import ECC
+
     enclave_key = (
         certificate_pem if isinstance(certificate_pem, ECC.EccKey) else load_enclave_public_key(certificate_pem)
     )
     ephemeral = ECC.generate(curve=CURVE)
     shared = enclave_key.pointQ * int(ephemeral.d)
     cipher = AES.new(_aes_key(shared), AES.MODE_GCM)
-    ciphertext, tag = cipher.encrypt_and_digest(data)
-    envelope = {
-        "ciphertext": binascii.hexlify(ciphertext).decode(),
+    writer = _Base64Writer(out)
+    writer.write(b'{"ciphertext": "')
+    for piece in _utf8_pieces(data):
+        writer.write(binascii.hexlify(cipher.encrypt(piece)))
+    tag = cipher.digest()
+    tail = {
         "nonce": binascii.hexlify(cipher.nonce).decode(),
         "authTag": binascii.hexlify(tag).decode(),
         "x": hex(int(ephemeral.pointQ.x)),
         "y": hex(int(ephemeral.pointQ.y)),
     }
-    return base64.b64encode(json.dumps(envelope).encode("utf-8"))
+    writer.write(b'"' + "".join(f', "{k}": "{v}"' for k, v in tail.items()).encode() + b"}")
+    return writer.close()
+
+
+def seal_for_enclave(data: bytes, certificate_pem: str | ECC.EccKey) -> bytes:
+    """Seal ``data`` for the enclave holding the certificate's key; returns the base64 ASCII bytes to upload."""
+    out = io.BytesIO()
+    seal_for_enclave_into(data, certificate_pem, out)
+    return out.getvalue()
 
 
 def open_sealed(sealed: bytes | str, private_key_pem: str | bytes) -> bytes:
     """Enclave side of :func:`seal_for_enclave`: open a sealed artefact with the enclave's private key."""
+    from Crypto.Cipher import AES
+    from Crypto.PublicKey import ECC
+
     key = ECC.import_key(private_key_pem)
     envelope = json.loads(base64.b64decode(sealed).decode("utf-8"))
     ephemeral_point = ECC.EccPoint(int(envelope["x"], 16), int(envelope["y"], 16), curve=CURVE)
@@ -85,6 +157,8 @@ def open_sealed(sealed: bytes | str, private_key_pem: str | bytes) -> bytes:
 
 
 def _requester_box_key(eth_private_key: str) -> PrivateKey:
+    from nacl.public import PrivateKey
+
     try:
         seed = bytes.fromhex(_strip_0x(eth_private_key))
         return PrivateKey.from_seed(seed)
@@ -97,14 +171,94 @@ def requester_public_key_hex(eth_private_key: str) -> str:
     return "0x" + bytes(_requester_box_key(eth_private_key).public_key).hex()
 
 
+class HexDecoder:
+    """Collects a hex text stream (optional ``0x`` and surrounding whitespace) as bytes, piece by piece."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self._carry = b""
+        self._started = False
+
+    def write(self, chunk: bytes) -> None:
+        text = self._carry + bytes(chunk).translate(None, b" \t\r\n")
+        if not self._started:
+            if len(text) < 2 and text in (b"", b"0"):
+                self._carry = text
+                return
+            self._started = True
+            if text[:2].lower() == b"0x":
+                text = text[2:]
+        whole = len(text) - len(text) % 2
+        self.buffer += binascii.unhexlify(text[:whole])
+        self._carry = text[whole:]
+
+    def finish(self) -> bytearray:
+        if self._carry:
+            raise ValueError("odd-length hex")
+        return self.buffer
+
+
+def _a85decode_into(view: memoryview, out: bytearray) -> None:
+    """``base64.a85decode`` (no Adobe framing) of ``view`` appended to ``out``, in pieces of whole groups."""
+    skip = frozenset(b"z \t\n\r\v")
+    start, end_all = 0, len(view)
+    while start < end_all:
+        end = min(start + A85_CHUNK, end_all)
+        piece = view[start:end].tobytes()
+        if end < end_all:
+            groups = len(piece) - sum(piece.count(c) for c in b"z \t\n\r\v")
+            while groups % 5 and end < end_all:  # extend to the end of the group
+                c = view[end]
+                piece += bytes((c,))
+                end += 1
+                if c not in skip:
+                    groups += 1
+        out += a85decode(piece)
+        start = end
+
+
+def open_result_buffer(blob: bytearray, eth_private_key: str) -> bytearray:
+    """Open a result blob (ephemeral public key || nonce || NaCl box, as bytes) in place; returns the UTF-8
+    plaintext. ``blob`` is consumed (decrypted over itself), so a large result is held about twice, not
+    five times."""
+    from nacl.bindings import crypto_box_beforenm
+    from nacl.exceptions import CryptoError
+
+    try:
+        from nacl._sodium import ffi, lib
+
+        if len(blob) < 32 + 24 + 16:
+            raise ValueError("result blob too short")
+        box_key = crypto_box_beforenm(bytes(blob[:32]), bytes(_requester_box_key(eth_private_key)))
+        nonce = bytes(blob[32:56])
+        length = len(blob) - 56
+        pointer = ffi.from_buffer("unsigned char[]", blob, require_writable=True)
+        if lib.crypto_box_open_easy_afternm(pointer + 56, pointer + 56, length, nonce, box_key) != 0:
+            raise CryptoError("An error occurred trying to decrypt the message")
+        del pointer
+        plaintext = bytearray()
+        _a85decode_into(memoryview(blob)[56 : 56 + length - 16], plaintext)
+        return plaintext
+    except (CryptoError, ValueError, TypeError) as exc:
+        raise ResultDecryptionError(
+            f"the result cannot be decrypted with this wallet's key ({type(exc).__name__})"
+        ) from None
+
+
 def open_result(blob_hex: str | bytes, eth_private_key: str) -> str:
     """Decrypt a result blob (hex of ephemeral public key || NaCl box) and decode its Ascii85 plaintext."""
     try:
-        text = blob_hex.decode("ascii") if isinstance(blob_hex, bytes) else blob_hex
-        blob = bytes.fromhex(_strip_0x(text.strip()))
-        box = Box(_requester_box_key(eth_private_key), PublicKey(blob[:32]))
-        return a85decode(box.decrypt(blob[32:])).decode("utf-8")
-    except (CryptoError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        decoder = HexDecoder()
+        decoder.write(blob_hex.encode("ascii") if isinstance(blob_hex, str) else blob_hex)
+        blob = decoder.finish()
+    except (ValueError, TypeError, UnicodeEncodeError) as exc:
+        raise ResultDecryptionError(
+            f"the result cannot be decrypted with this wallet's key ({type(exc).__name__})"
+        ) from None
+    plaintext = open_result_buffer(blob, eth_private_key)
+    try:
+        return plaintext.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ResultDecryptionError(
             f"the result cannot be decrypted with this wallet's key ({type(exc).__name__})"
         ) from None
@@ -112,6 +266,8 @@ def open_result(blob_hex: str | bytes, eth_private_key: str) -> str:
 
 def seal_result(plaintext: str, requester_public_key: str) -> str:
     """Enclave side of :func:`open_result`: seal a result for the requester; returns the hex blob."""
+    from nacl.public import Box, PrivateKey, PublicKey
+
     ephemeral = PrivateKey.generate()
     box = Box(ephemeral, PublicKey(bytes.fromhex(_strip_0x(requester_public_key))))
     return (bytes(ephemeral.public_key) + box.encrypt(a85encode(plaintext.encode("utf-8")))).hex()

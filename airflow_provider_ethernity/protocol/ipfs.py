@@ -8,15 +8,16 @@ timeouts, 502/503/504) are retried with backoff; 401/403 and other errors fail f
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import httpx
 
 from airflow_provider_ethernity.protocol.errors import ConfigurationError, StorageError, TransientError
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, TRANSIENT_HTTP_STATUS, RetryPolicy
 
+_S = TypeVar("_S")
 ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "chunker": "size-262144", "pin": "true"}
 STREAM_CHUNK = 1 << 20
 
@@ -82,6 +83,9 @@ class IpfsClient:
             if isinstance(data, (str, Path)) and os.path.exists(data):
                 with open(data, "rb") as fh:
                     response = self._post("add", "add", params=ADD_PARAMS, files={"file": (name, fh)})
+            elif hasattr(data, "read"):  # a binary file: streamed from its start (again on a retry)
+                data.seek(0)  # type: ignore[union-attr]
+                response = self._post("add", "add", params=ADD_PARAMS, files={"file": (name, data)})
             else:
                 payload = data.encode() if isinstance(data, str) else data
                 response = self._post("add", "add", params=ADD_PARAMS, files={"file": (name, payload)})
@@ -92,6 +96,18 @@ class IpfsClient:
     def cat(self, cid: str, max_bytes: int | None = None) -> bytes:
         """Read the content of ``cid`` (at most ``max_bytes``; larger content is refused)."""
         return b"".join(self._retry.call(lambda: list(self._cat_stream(cid, max_bytes))))
+
+    def cat_into(self, cid: str, sink_factory: Callable[[], _S], max_bytes: int | None = None) -> _S:
+        """Stream the content of ``cid`` into a fresh ``sink_factory()`` (anything with ``write(bytes)``);
+        a retried read starts over with a new sink. Returns the sink."""
+
+        def attempt() -> _S:
+            sink = sink_factory()
+            for chunk in self._cat_stream(cid, max_bytes):
+                sink.write(chunk)
+            return sink
+
+        return self._retry.call(attempt)
 
     def _cat_stream(self, cid: str, max_bytes: int | None) -> Iterator[bytes]:
         try:

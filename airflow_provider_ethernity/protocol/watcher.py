@@ -9,11 +9,18 @@ A waiter that starts behind the watcher's cursor (a triggerer restarted after th
 deferral that began blocks ago) is caught up by widening the next log query down to its ``from_block``;
 several late waiters share that one query. When log queries keep failing, the watcher probes
 ``_getOrder`` for the waited orders instead, so a node without logs still completes the waits.
+
+Polls follow the chain's rhythm: once blocks come regularly (their interval, learnt from the heads seen,
+is steady and at least about the poll interval), the next poll is timed just before the next block is due (its
+phase taken from the earliest recent sighting, as sightings are never early), and a late block is
+retried after short, then growing pauses (up to the poll interval). Detection then lags a block
+by a fraction of a second while the requests per block stay at about two.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import weakref
@@ -31,6 +38,10 @@ MAX_LOG_RANGE = 5_000
 PROBE_AFTER_FAILURES = 2
 #: How long an idle watcher (no waiter) lingers before its poll task ends.
 IDLE_LINGER_SECONDS = 5.0
+#: Shortest retry pause while a due block is late.
+MIN_POLL_STEP = 0.1
+#: How long before a block is due the watcher asks for it.
+POLL_EARLY = 0.02
 
 
 @dataclass
@@ -55,6 +66,11 @@ class OrderEventWatcher:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._failures = 0
+        self._sightings: collections.deque[tuple[int, float]] = collections.deque(maxlen=8)  # (head, loop time)
+        self._steps: collections.deque[float] = collections.deque(maxlen=9)  # seconds between one-block steps
+        self.block_interval: float | None = None  # learnt seconds per block; None while blocks are irregular
+        self._misses = 0  # scheduled polls since the head last grew
+        self._scheduled = True  # whether the coming tick is a timed poll (not a new waiter's wake-up)
         #: How many RPC requests the watcher made, by method (the benchmarks read this).
         self.rpc_calls: dict[str, int] = {"eth_blockNumber": 0, "eth_getLogs": 0, "_getOrder": 0}
 
@@ -106,13 +122,46 @@ class OrderEventWatcher:
                     idle_since = None
                     await self._tick()
                 self._wake.clear()
+                self._scheduled = True
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.next_delay(loop.time()))
+                    self._scheduled = False
         finally:
             if self._reader is not None:
                 reader, self._reader = self._reader, None
                 with contextlib.suppress(Exception):  # closing a dead connection
                     await reader.aclose()
+
+    def _observe_head(self, head: int, now: float, scheduled: bool = True) -> None:
+        """Learn the chain's rhythm from the heads seen: the interval (median of one-block steps) and the
+        arrival phase (the earliest sighting among recent blocks: sightings are never early)."""
+        last = self._sightings[-1] if self._sightings else None
+        if last is None or head > last[0]:
+            if last is not None and head - last[0] == 1:
+                self._steps.append(now - last[1])
+                self.block_interval = _regular_interval(self._steps)
+            self._sightings.append((head, now))
+            self._misses = 0
+        elif scheduled:  # a poll a new waiter caused is not a late block
+            self._misses += 1
+
+    def _next_arrival(self) -> float | None:
+        interval = self.block_interval
+        if interval is None or not self._sightings:
+            return None
+        head = self._sightings[-1][0]
+        return min(seen + (head + 1 - number) * interval for number, seen in self._sightings)
+
+    def next_delay(self, now: float) -> float:
+        """Seconds until the next poll: the poll interval, or timed to the next block when blocks are regular."""
+        interval, due = self.block_interval, self._next_arrival()
+        if interval is None or due is None or interval < 0.8 * self.poll_interval:
+            return self.poll_interval
+        due -= POLL_EARLY
+        if self._misses == 0 and now < due:
+            return due - now
+        step = max(MIN_POLL_STEP, interval / 10)
+        return min(self.poll_interval, step * 2 ** max(0, self._misses - 2))
 
     @property
     def reader(self) -> Any:
@@ -128,6 +177,7 @@ class OrderEventWatcher:
             self._failures += 1
             log.warning("Ethernity watcher: the RPC did not answer (%s); will retry", _brief(exc))
             return
+        self._observe_head(head, asyncio.get_running_loop().time(), self._scheduled)
         start = self.cursor + 1 if self.cursor is not None else head
         if self._catch_up_from is not None:
             start = min(start, self._catch_up_from)
@@ -166,6 +216,17 @@ class OrderEventWatcher:
                 return
             if order.status == OrderStatus.CLOSED:
                 _resolve(self._waits.closed.get(order_id), 0)
+
+
+def _regular_interval(steps: collections.deque[float]) -> float | None:
+    """The median step when blocks come regularly (the middle half of the steps within 50% of it), else None:
+    a chain that mines on demand (a devnet in automine mode) keeps the plain poll interval."""
+    if len(steps) < 3:
+        return None
+    ordered = sorted(steps)
+    median = ordered[len(ordered) // 2]
+    spread = ordered[(3 * len(ordered)) // 4] - ordered[len(ordered) // 4]
+    return median if median > 0 and spread <= 0.5 * median else None
 
 
 def _resolve(futures: list[asyncio.Future[int]] | None, value: int) -> None:

@@ -148,3 +148,24 @@ def test_dag_files_do_not_import_web3() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_dag_files_do_not_import_the_heavy_modules() -> None:
+    """The crypto libraries and the protocol client load when a task runs, not when a DAG file is parsed."""
+    heavy = (
+        "Crypto",
+        "nacl",
+        "aiohttp",
+        "airflow_provider_ethernity.protocol.client",
+        "airflow_provider_ethernity.protocol.async_client",
+        "airflow_provider_ethernity.protocol.results",
+    )
+    probe = (
+        "import sys\n"
+        "import airflow.sdk\n"
+        "before = set(sys.modules)\n"
+        "import airflow_provider_ethernity.operators.ethernity, airflow_provider_ethernity.sensors.ethernity\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules and m not in before))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

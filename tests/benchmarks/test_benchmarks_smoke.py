@@ -1,0 +1,83 @@
+"""Every benchmark in its tiny configuration against real devnets: structure and correctness, never timing.
+
+Runs ``python -m benchmarks --smoke`` in a subprocess (it starts and stops its own devnets) and reads the JSON
+it writes. Timing figures are reported there but not asserted: CI machines vary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(out.read_text())
+    doc["stdout"] = proc.stdout
+    return doc
+
+
+def rows(doc: dict, benchmark: str) -> dict[str, dict]:
+    return {f["metric"]: f for f in doc["figures"] if f["benchmark"] == benchmark}
+
+
+def test_table_and_json_structure(smoke: dict) -> None:
+    assert smoke["smoke"] is True and smoke["machine"]["cores"] >= 1
+    assert not [f for f in smoke["figures"] if f["metric"] == "benchmark failed"], smoke["stdout"][-3000:]
+    assert {f["benchmark"] for f in smoke["figures"]} >= {
+        "parse_cost", "vs_runner", "parallel", "payload", "latency", "triggerer N=5",
+    }  # fmt: skip
+    for figure in smoke["figures"]:
+        assert set(figure) == {"benchmark", "metric", "value", "unit", "goal", "met", "note"}
+        assert (figure["met"] is None) == (figure["goal"] == "")
+    header = smoke["stdout"].splitlines()
+    assert any(line.split()[:5] == ["benchmark", "metric", "value", "goal", "met"] for line in header)
+
+
+def test_parse_cost_loads_no_heavy_module(smoke: dict) -> None:
+    assert rows(smoke, "parse_cost")["heavy modules the import adds"]["value"] == "none"
+
+
+def test_official_runner_and_ours_both_run_the_task(smoke: dict) -> None:
+    r = rows(smoke, "vs_runner")
+    assert r["results correct (ours / official runner)"]["value"] == "yes / yes"
+    ours, theirs = r["transactions sent: ours / official runner"]["value"].split(" / ")
+    assert int(ours) == int(theirs) == 3  # approve, _addDORequest, _approveOrder
+    assert r["gas used: ours / official runner"]["met"] is True
+
+
+def test_parallel_submissions_have_no_failure(smoke: dict) -> None:
+    r = rows(smoke, "parallel")
+    assert r["threads: failures"]["value"] == 0
+    assert r["processes: failures"]["value"] == 0
+
+
+def test_payload_results_are_correct(smoke: dict) -> None:
+    r = rows(smoke, "payload")
+    assert r["1 MiB input dataset: correct result"]["met"] is True
+    assert r["1 MiB result: correct result"]["met"] is True
+
+
+def test_latency_triggers_fire_correctly(smoke: dict) -> None:
+    assert rows(smoke, "latency")["2 tasks closed, trigger events correct"]["met"] is True
+
+
+def test_triggers_share_the_watcher(smoke: dict) -> None:
+    r = rows(smoke, "triggerer N=5")
+    assert r["all triggers fired, right orders and blocks"]["met"] is True
+    assert r["RPC requests per new block (HTTP, at the proxy)"]["value"] <= 3
