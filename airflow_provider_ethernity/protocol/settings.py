@@ -26,9 +26,10 @@ def _check_address(name: str, value: str | None, required: bool) -> str | None:
     return to_checksum_address(value.strip())
 
 
-#: Default of the connection's ``max_input_mb``.
-DEFAULT_MAX_INPUT_MB = 256
-MAX_INPUT_MB_LIMIT = 4096
+#: Default and upper bound of the connection's ``max_input_mb``: sealing makes an input about 2.7x larger
+#: (AES-GCM, hex, base64), and a sealed artefact may be at most 256 MiB (``client.MAX_ARTEFACT_BYTES``).
+DEFAULT_MAX_INPUT_MB = 90
+MAX_INPUT_MB_LIMIT = 90
 
 
 def _max_input_bytes(value: int | str | None) -> int:
