@@ -123,8 +123,7 @@ class Browser:
         """Replace the element's value by typing (React sees real key events)."""
         from selenium.webdriver.common.keys import Keys
 
-        self.scroll_to(element)
-        element.click()
+        self.click(element)
         element.send_keys(Keys.CONTROL, "a")
         element.send_keys(Keys.DELETE)
         element.send_keys(text)
@@ -133,11 +132,26 @@ class Browser:
         """Pick ``option`` in a react-select combobox: type ``typed``, wait for the option, press Enter."""
         from selenium.webdriver.common.keys import Keys
 
-        self.scroll_to(combobox)
-        combobox.click()
+        self.click(combobox)
         combobox.send_keys(typed)
         self.xpath(f"//*[@role='option' and normalize-space()={_literal(option)}]")
         combobox.send_keys(Keys.ENTER)
+
+    def click(self, element: Any) -> Any:
+        """Click ``element`` once nothing covers it: a form that is still animating (an accordion opening, a
+        dialog sliding in) moves elements under the pointer, and Chrome then refuses the click."""
+        from selenium.common.exceptions import ElementClickInterceptedException, ElementNotInteractableException
+
+        def clicked(_: Any) -> bool:
+            self.scroll_to(element)
+            try:
+                element.click()
+            except (ElementClickInterceptedException, ElementNotInteractableException):
+                return False
+            return True
+
+        self.until(clicked, message="the element stayed covered or not interactable")
+        return element
 
     def scroll_to(self, element: Any, block: str = "center") -> None:
         self.driver.execute_script(f"arguments[0].scrollIntoView({{block: '{block}', inline: 'nearest'}})", element)

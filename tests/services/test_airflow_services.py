@@ -228,7 +228,7 @@ def log_in(browser: Browser, services: AirflowServices) -> None:
     if "/auth/login" in browser.driver.current_url:
         browser.type_into(browser.xpath("//input[@name='username']"), USERNAME)
         browser.type_into(browser.xpath("//input[@name='password']"), services.password)
-        browser.button("Sign in").click()
+        browser.click(browser.button("Sign in"))
         browser.until(lambda d: "/auth/login" not in d.current_url, message="the login did not go through")
     browser.xpath("//button[@aria-label='Admin']")
 
@@ -252,16 +252,16 @@ def test_connection_form_and_params_trigger_in_chromium(
             log_in(browser, airflow)
 
             # (b) Admin -> Connections -> Add Connection, type Ethernity Cloud, the custom fields
-            browser.xpath("//button[@aria-label='Admin']").click()
-            browser.xpath("//*[@role='menuitem'][normalize-space()='Connections'] | "
-                          "//a[normalize-space()='Connections']").click()  # fmt: skip
+            browser.click(browser.xpath("//button[@aria-label='Admin']"))
+            browser.click(browser.xpath("//*[@role='menuitem'][normalize-space()='Connections'] | "
+                                        "//a[normalize-space()='Connections']"))  # fmt: skip
             browser.until(lambda d: d.current_url.rstrip("/").endswith("/connections"))
-            browser.button("Add Connection").click()
+            browser.click(browser.button("Add Connection"))
             form = browser.dialog("Add Connection")
             browser.type_into(browser.field("Connection ID", form), UI_CONN_ID)
             browser.choose(browser.field("Connection Type", form), "Ethernity", "Ethernity Cloud")
             browser.type_into(browser.field("Wallet private key", form), conn["password"])
-            browser.xpath(".//button[.//*[normalize-space()='Extra Fields']]", form).click()
+            browser.click(browser.xpath(".//button[.//*[normalize-space()='Extra Fields']]", form))
             browser.choose(browser.field("Network", form), "devnet", "devnet")
             for label, key in CONN_FIELDS.items():
                 browser.type_into(browser.field(label, form), str(conn["extra"][key]))
@@ -269,7 +269,7 @@ def test_connection_form_and_params_trigger_in_chromium(
                 assert browser.field_group(label, form).text.startswith(label), f"no visible {label!r} field"
             browser.scroll_to(browser.xpath(".//button[.//*[normalize-space()='Extra Fields']]", form), "start")
             browser.screenshot(shots / "connection-form.png")
-            browser.button("Save", form).click()
+            browser.click(browser.button("Save", form))
             browser.until(lambda _: not browser.visible("//*[@role='dialog'][.//h2[contains(., 'Add Connection')]]"),
                           message="the connection form stays open after Save")  # fmt: skip
             browser.xpath(f"//*[normalize-space()='{UI_CONN_ID}']")
@@ -291,7 +291,7 @@ def test_connection_form_and_params_trigger_in_chromium(
 
                 # (c) the ethernity_params trigger form with a changed input
                 browser.get(f"{airflow.base_url}/dags/{PARAMS}")
-                browser.button("Trigger").click()
+                browser.click(browser.button("Trigger"))
                 trigger = browser.dialog("Trigger Dag")
                 browser.type_into(browser.field("Input dataset", trigger), json.dumps(words))
                 browser.scroll_to(
@@ -300,7 +300,7 @@ def test_connection_form_and_params_trigger_in_chromium(
                 browser.screenshot(shots / "trigger-form.png")
                 submit = browser.xpath(".//button[@data-testid='trigger-dag-submit']", trigger)
                 browser.until(lambda _: submit.is_enabled(), message="the trigger form does not validate")
-                submit.click()
+                browser.click(submit)
                 browser.until(lambda d: f"/dags/{PARAMS}/runs/" in d.current_url, message="no run page")
                 run_id = unquote(browser.driver.current_url.split("/runs/", 1)[1].split("/")[0].split("?")[0])
 
