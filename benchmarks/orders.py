@@ -115,16 +115,13 @@ class OrderFactory:
         self._phase(self.requester, approvals, self.requester.estimate(approvals[0]))
         return OrderBatch(order_ids, from_block)
 
+    def _protocol_logs(self, topic: str, from_block: int) -> list[Any]:
+        query = {"address": self.protocol_address, "fromBlock": from_block, "toBlock": "latest", "topics": [topic]}
+        return list(self.w3.eth.get_logs(query))
+
     def placed_since(self, from_block: int) -> dict[int, int]:
         """DO request id -> order id of every ``_orderPlacedEV`` since ``from_block``."""
-        logs = self.w3.eth.get_logs(
-            {
-                "address": self.protocol_address,
-                "fromBlock": from_block,
-                "toBlock": "latest",
-                "topics": [ORDER_PLACED_TOPIC],
-            }
-        )
+        logs = self._protocol_logs(ORDER_PLACED_TOPIC, from_block)
         return {decode_order_placed(e["data"])[1]: decode_order_placed(e["data"])[0] for e in logs}
 
     def sign_closes(self, order_ids: list[int]) -> list[bytes]:
@@ -135,14 +132,7 @@ class OrderFactory:
 
     def close_blocks(self, from_block: int) -> dict[int, int]:
         """Order id -> block of its ``_orderClosedEV`` since ``from_block``."""
-        logs = self.w3.eth.get_logs(
-            {
-                "address": self.protocol_address,
-                "fromBlock": from_block,
-                "toBlock": "latest",
-                "topics": [ORDER_CLOSED_TOPIC],
-            }
-        )
+        logs = self._protocol_logs(ORDER_CLOSED_TOPIC, from_block)
         return {decode_order_closed(e["data"]): int(e["blockNumber"]) for e in logs}
 
     def block_timestamps(self, blocks: set[int]) -> dict[int, int]:

@@ -282,8 +282,10 @@ class EthernityClient:
     def gas_balance(self, address: str | None = None) -> int:
         return int(self._rpc(lambda: self.w3.eth.get_balance(address or self.address)))
 
-    def allowance(self) -> int:
-        return int(self._view(self.token.functions.allowance(self.address, self.network.protocol_address)))
+    def allowance(self, block: str = "latest") -> int:
+        """What the protocol contract may still take from this wallet, at ``block`` ("latest" or "pending")."""
+        call = self.token.functions.allowance(self.address, self.network.protocol_address)
+        return int(self._rpc(lambda: call.call(block_identifier=block)))
 
     def get_enclave(self, trustedzone: str | None = None) -> EnclaveDetails:
         """Look the trustedzone image up in the image registry (v3)."""
@@ -411,14 +413,7 @@ class EthernityClient:
         """
         if self.network.token_is_protocol:
             return None
-        pending = int(
-            self._rpc(
-                lambda: self.token.functions.allowance(self.address, self.network.protocol_address).call(
-                    block_identifier="pending"
-                )
-            )
-        )
-        if pending >= amount_wei:
+        if self.allowance("pending") >= amount_wei:
             return None
         tx_hash = self.transact(self.token.functions.approve(self.network.protocol_address, amount_wei), "approve")
         self.wait_receipt(tx_hash, "approve")

@@ -198,15 +198,19 @@ class HexDecoder:
         return self.buffer
 
 
+#: Ascii85 characters that are not part of a 5-character group: ``z`` (a whole zero group) and whitespace.
+_A85_OUTSIDE_GROUPS = b"z \t\n\r\v"
+
+
 def _a85decode_into(view: memoryview, out: bytearray) -> None:
     """``base64.a85decode`` (no Adobe framing) of ``view`` appended to ``out``, in pieces of whole groups."""
-    skip = frozenset(b"z \t\n\r\v")
+    skip = frozenset(_A85_OUTSIDE_GROUPS)
     start, end_all = 0, len(view)
     while start < end_all:
         end = min(start + A85_CHUNK, end_all)
         piece = view[start:end].tobytes()
         if end < end_all:
-            groups = len(piece) - sum(piece.count(c) for c in b"z \t\n\r\v")
+            groups = len(piece) - sum(piece.count(c) for c in _A85_OUTSIDE_GROUPS)
             while groups % 5 and end < end_all:  # extend to the end of the group
                 c = view[end]
                 piece += bytes((c,))
@@ -215,6 +219,10 @@ def _a85decode_into(view: memoryview, out: bytearray) -> None:
                     groups += 1
         out += a85decode(piece)
         start = end
+
+
+def _undecryptable(exc: BaseException) -> ResultDecryptionError:
+    return ResultDecryptionError(f"the result cannot be decrypted with this wallet's key ({type(exc).__name__})")
 
 
 def open_result_buffer(blob: bytearray, eth_private_key: str) -> bytearray:
@@ -240,9 +248,7 @@ def open_result_buffer(blob: bytearray, eth_private_key: str) -> bytearray:
         _a85decode_into(memoryview(blob)[56 : 56 + length - 16], plaintext)
         return plaintext
     except (CryptoError, ValueError, TypeError) as exc:
-        raise ResultDecryptionError(
-            f"the result cannot be decrypted with this wallet's key ({type(exc).__name__})"
-        ) from None
+        raise _undecryptable(exc) from None
 
 
 def open_result(blob_hex: str | bytes, eth_private_key: str) -> str:
@@ -252,16 +258,12 @@ def open_result(blob_hex: str | bytes, eth_private_key: str) -> str:
         decoder.write(blob_hex.encode("ascii") if isinstance(blob_hex, str) else blob_hex)
         blob = decoder.finish()
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
-        raise ResultDecryptionError(
-            f"the result cannot be decrypted with this wallet's key ({type(exc).__name__})"
-        ) from None
+        raise _undecryptable(exc) from None
     plaintext = open_result_buffer(blob, eth_private_key)
     try:
         return plaintext.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ResultDecryptionError(
-            f"the result cannot be decrypted with this wallet's key ({type(exc).__name__})"
-        ) from None
+        raise _undecryptable(exc) from None
 
 
 def seal_result(plaintext: str, requester_public_key: str) -> str:

@@ -48,7 +48,14 @@ def run_deferrable(operator: Any, context: dict) -> tuple[Any, list[tuple[str, d
 
 
 def do_requests_count() -> int:
+    """DO requests on the devnet's protocol contract (``ethernity_default``)."""
     return int(EthernityHook().client.protocol.functions._getDORequestsCount().call())
+
+
+def wallet_nonce() -> int:
+    """Transactions the ``ethernity_default`` wallet has sent, pending ones included."""
+    client = EthernityHook().client
+    return int(client.w3.eth.get_transaction_count(client.address, "pending"))
 
 
 class Ledger:

@@ -14,6 +14,7 @@ import pytest
 from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
 from tests.airflow_context import make_context
 from tests.integration.conftest import set_conn
+from tests.integration.deferral import do_requests_count, wallet_nonce
 
 pytestmark = pytest.mark.integration
 HELLO = '___etny_result___("Hello, Python World!")'
@@ -92,14 +93,10 @@ def _build_and_run(case: Case, tmp_path: Any) -> None:
 def test_bad_input_is_refused_naming_the_field_before_any_transaction(
     case: Case, devnet, devnet_conn, monkeypatch, tmp_path
 ) -> None:
-    from web3 import Web3
-
     if case.extra or case.password is not None:
         set_conn(monkeypatch, "bad_input", devnet_conn, password=case.password, **case.extra)
         case.operator.setdefault("ethernity_conn_id", "bad_input")
-    w3 = Web3(Web3.HTTPProvider(devnet.state.rpc_url))
-    protocol = w3.eth.contract(address=devnet.state.protocol_address, abi=_protocol_abi())
-    nonce, requests = w3.eth.get_transaction_count(devnet.state.requester_address), _count(protocol)
+    nonce, requests = wallet_nonce(), do_requests_count()
 
     with pytest.raises(Exception) as refused:
         _build_and_run(case, tmp_path)
@@ -107,15 +104,5 @@ def test_bad_input_is_refused_naming_the_field_before_any_transaction(
     message = str(refused.value)
     assert re.search(case.match, message), f"{case.kind}: {type(refused.value).__name__}: {message}"
     assert devnet_conn["password"][2:] not in message
-    assert w3.eth.get_transaction_count(devnet.state.requester_address) == nonce, "a transaction was sent"
-    assert _count(protocol) == requests, "a DO request was placed"
-
-
-def _protocol_abi() -> list[dict[str, Any]]:
-    from airflow_provider_ethernity.protocol.abi import PROTOCOL, load_abi
-
-    return load_abi(PROTOCOL)
-
-
-def _count(protocol: Any) -> int:
-    return int(protocol.functions._getDORequestsCount().call())
+    assert wallet_nonce() == nonce, "a transaction was sent"
+    assert do_requests_count() == requests, "a DO request was placed"

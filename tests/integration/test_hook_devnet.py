@@ -14,6 +14,7 @@ from airflow_provider_ethernity.protocol.errors import (
 )
 from airflow_provider_ethernity.protocol.retry import RetryPolicy
 from tests.integration.conftest import set_conn
+from tests.integration.deferral import do_requests_count
 
 pytestmark = pytest.mark.integration
 
@@ -25,10 +26,6 @@ APPROVED_TOPIC = "0x9b30afe0f76574363e78b150c33c302dafe8c2a0dbe597cda7938b0ba721
 def _nonce(hook: EthernityHook) -> int:
     client = hook.client
     return client.w3.eth.get_transaction_count(client.address, "pending")
-
-
-def _do_requests(hook: EthernityHook) -> int:
-    return hook.client.protocol.functions._getDORequestsCount().call()
 
 
 def test_test_connection_reports_chain_contracts_ipfs_and_wallet(devnet, devnet_conn):
@@ -62,11 +59,11 @@ def test_code_that_raises_is_a_failure_with_its_error_text(devnet, devnet_conn):
 
 def test_operator_fault_is_resubmitted_once_then_succeeds(agent, devnet_conn):
     hook = EthernityHook()
-    before = _do_requests(hook)
+    before = do_requests_count()
     agent.set_agent(fault_codes=[37])
     result = hook.run_task(HELLO, order_wait_timeout=60, timeout=120, max_resubmits=1)
     assert result.success and result.value == "Hello, Python World!"
-    assert _do_requests(hook) - before == 2
+    assert do_requests_count() - before == 2
 
 
 def test_no_node_cancels_after_the_order_wait_and_returns_the_escrow(agent, devnet_conn):
@@ -76,7 +73,7 @@ def test_no_node_cancels_after_the_order_wait_and_returns_the_escrow(agent, devn
     with pytest.raises(OrderTimeoutError, match="cancelled"):
         hook.run_task(HELLO, resources={"taskPrice": 7}, order_wait_timeout=3, timeout=60)
     assert hook.client.token_balance() == balance
-    last = _do_requests(hook) - 1
+    last = do_requests_count() - 1
     assert hook.client.get_request_status(last).name == "CANCELED"
 
 
