@@ -45,21 +45,32 @@ class EnclaveLookupError(EthernityError):
     """The trustedzone image is not in the image registry."""
 
 
-class ResultVerificationError(EthernityError):
-    """The result on chain does not verify: wrong order/contract/chain, wrong signer, bad checksum.
+class OperatorFaultError(EthernityError):
+    """The node operator failed the task: a fault task code (37/39/40) or a result for this order that does
+    not verify (signer, checksum). Confirmed at a closed order: resubmitting may succeed."""
 
-    The node operator is at fault, so the task may be resubmitted.
-    """
 
-    operator_fault = True
+class ResultVerificationError(OperatorFaultError):
+    """The result of this order does not verify (wrong signer, bad checksum, undecodable): the node is at
+    fault, so the task may be resubmitted."""
+
+
+class ResultReplayError(ResultVerificationError):
+    """The result on chain belongs to another order, contract or chain (a replayed or foreign blob). It is
+    refused, and never resubmitted: paying again would reward the replay."""
+
+
+class ResultNotReadyError(EthernityError):
+    """The order is not closed at a confirmed depth yet, or its result is not readable yet: wait, never a
+    fault."""
+
+
+class CompletionTimeoutError(EthernityError):
+    """The order did not close within the completion timeout; a retry re-attaches to it (nothing is paid)."""
 
 
 class ResultDecryptionError(EthernityError):
     """The result blob cannot be decrypted with this wallet's key (usually a wrong key); not retried."""
-
-
-class OperatorFaultError(EthernityError):
-    """The node operator failed the task (fault task code, timeout): resubmitting may succeed."""
 
 
 class TaskFailedError(EthernityError):

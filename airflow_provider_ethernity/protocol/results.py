@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from airflow_provider_ethernity.protocol.crypto import challenge_wallet_address, sha256_hex
-from airflow_provider_ethernity.protocol.errors import ResultVerificationError
+from airflow_provider_ethernity.protocol.errors import ResultReplayError, ResultVerificationError
 from airflow_provider_ethernity.protocol.task_codes import SUCCESS, task_code_name
 
 ADD_RESULT_SELECTOR = bytes.fromhex("14e9f384")  # _addResultToOrder(uint256,string)
@@ -103,14 +103,14 @@ def decode_result_transaction(tx_bytes: bytes) -> ResultTransaction:
 def verify_binding(tx: ResultTransaction, order_id: int, protocol_address: str, chain_id: int) -> None:
     """The signed result must be for this order, this protocol contract and this chain (0 = pre-EIP-155)."""
     if tx.order_id != int(order_id):
-        raise ResultVerificationError(f"order {order_id}: the result transaction is for order {tx.order_id}")
+        raise ResultReplayError(f"order {order_id}: the result transaction is for order {tx.order_id}")
     if (tx.to or "").lower() != protocol_address.lower():
-        raise ResultVerificationError(
+        raise ResultReplayError(
             f"order {order_id}: the result transaction is addressed to {tx.to or 'no contract'}, "
             f"not the protocol contract {protocol_address}"
         )
     if tx.chain_id not in (0, int(chain_id)):
-        raise ResultVerificationError(
+        raise ResultReplayError(
             f"order {order_id}: the result transaction is signed for chain {tx.chain_id}, not {chain_id}"
         )
 
