@@ -672,6 +672,11 @@ class EthernityClient:
                 return None
             time.sleep(interval)
 
+    def wait_for_order(self, task: SubmittedTask, timeout: float, poll_interval: float | None = None) -> int | None:
+        return self.wait_for_order_id(
+            task.do_request_id, task.from_block, task.order_count_anchor, timeout=timeout, poll_interval=poll_interval
+        )
+
     def wait_closed(self, order_id: int, from_block: int, timeout: float, poll_interval: float | None = None) -> bool:
         """Poll until TASK_COMPLETED (the order closed); False after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
