@@ -225,7 +225,11 @@ class EthernityRunTaskOperator(BaseOperator):
         from airflow_provider_ethernity.protocol.submission import Phase
 
         while True:
-            if sub.phase is Phase.COMPLETED or (sub.phase is Phase.APPROVED and not self.wait_for_completion):
+            if (
+                sub.phase is Phase.COMPLETED
+                or (sub.phase is Phase.APPROVED and not self.wait_for_completion)
+                or (sub.phase is Phase.APPROVED and lifecycle.is_closed(sub))
+            ):
                 return self._finish(context, lifecycle, spec, sub)
             if self.deferrable:
                 self._defer(lifecycle, sub)

@@ -297,6 +297,10 @@ class TaskLifecycle:
         return sub
 
     # ------------------------------------------------------------------ completion and result
+    def is_closed(self, sub: Submission) -> bool:
+        """Whether the submission's order closed already (a re-attaching try then needs no wait)."""
+        return sub.order_id is not None and self.client.get_order_status(sub.order_id) == OrderStatus.CLOSED
+
     def completion_timeout_seconds(self, sub: Submission) -> float:
         return completion_timeout_for(sub.duration, self.completion_timeout)
 
