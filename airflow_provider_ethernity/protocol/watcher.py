@@ -390,8 +390,7 @@ class OrderEventWatcher:
             events = await self.reader.order_events(low, high)
         except Exception as exc:
             text = str(exc)
-            if _RANGE_ERROR.search(text) and not _LAG_ERROR.search(text):
-                self._shrink_range(high - low + 1, text)
+            if is_range_error(exc) and self._shrink_range(high - low + 1, text):
                 raise RangeError(text) from exc
             raise
         previous = self._scanned_to if live else None
@@ -402,15 +401,19 @@ class OrderEventWatcher:
             self._note(CLOSED, order_id, int(block), previous)
             self._dispatch(CLOSED, int(order_id), int(block), int(block))
 
-    def _shrink_range(self, asked: int, text: str) -> None:
+    def _shrink_range(self, asked: int, text: str) -> bool:
+        """Shrink ``max_range`` below ``asked`` (to the limit the error names, else half); False at 1 block."""
         named = _NAMED_LIMIT.search(text)
         limit = 0
         if named:
             limit = int(re.sub(r"[,_]", "", named.group(1))) * (1000 if named.group(2) else 1)
         new = limit if 0 < limit < asked else max(1, asked // 2)
+        if asked <= 1:
+            return False
         if new < self.max_range:
             log.warning("Ethernity watcher: the RPC refused %s blocks per log query; now %s", asked, new)
             self.max_range = new
+        return True
 
     def _note(self, kind: str, ident: int, block: int, previous: int | None) -> None:
         """Remember an event; one first seen in a block an earlier live query covered measures the lag."""
@@ -472,6 +475,7 @@ class OrderEventWatcher:
             try:
                 await self._query(low, high, live=False)
             except RangeError:
+                await asyncio.sleep(BACKSCAN_PAUSE)
                 continue
             except Exception as exc:
                 failures += 1
@@ -566,6 +570,14 @@ class OrderEventWatcher:
         """The DO request of an order."""
         self.rpc_calls["_getOrder"] += 1
         return int((await self.reader.get_order(order_id, block)).do_request_id)
+
+
+def is_range_error(exc: BaseException) -> bool:
+    """Whether an ``eth_getLogs`` error means "ask for fewer blocks" (not a network fault, not replica lag)."""
+    from airflow_provider_ethernity.protocol.retry import is_transient
+
+    text = str(exc)
+    return not is_transient(exc) and bool(_RANGE_ERROR.search(text)) and not _LAG_ERROR.search(text)
 
 
 def _regular_interval(steps: collections.deque[float]) -> float | None:
