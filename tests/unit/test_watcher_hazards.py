@@ -451,8 +451,6 @@ def test_an_inline_catch_up_cut_short_resumes_where_it_stopped() -> None:
         w = make(r)
         wait = await start(w.wait_order_closed(1, 100))
         w.max_range = 30
-        r.fail_logs = [None]  # type: ignore[list-item]
-        r.fail_logs = []
         late = asyncio.ensure_future(w.wait_order_placed(2, 70))
         r.placed.append((3, 2, 71))
         r.fail_logs = [ConnectionError("reset")]
@@ -516,7 +514,7 @@ def test_the_back_scan_reads_newest_first_in_chunks_and_is_bounded(monkeypatch, 
         await settle(30)
         assert await old == 77
         back = [q for q in r.queries if q[1] < 19_990]
-        assert back and back[0][1] == 19_992 - w.overlap - 1 + 1 - 1 or back[0][0] > back[-1][0]
+        assert len(back) >= 2 and back[0][1] > back[-1][1]  # newest chunk first
         assert all(q[1] - q[0] + 1 <= 1000 for q in back)
         # a wait from block 0 is cut to BACKSCAN_MAX_BLOCKS below the live scan, told in the log
         never = asyncio.ensure_future(w.wait_order_closed(99, 0))
@@ -603,7 +601,7 @@ def test_a_close_without_event_is_found_by_the_periodic_probe() -> None:
         w = make(r)
         wait = await start(w.wait_order_closed(5, 100))
         r.orders[5] = (1, OrderStatus.CLOSED)  # closed, but no _orderClosedEV
-        for n in range(wm.PROBE_EVERY):
+        for _ in range(wm.PROBE_EVERY):
             r.head += 1
             await w._tick()
         assert await wait == 0
