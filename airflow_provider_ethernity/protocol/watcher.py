@@ -109,7 +109,7 @@ _LAG_ERROR = re.compile(r"beyond|future|head block|not found|unknown block|after
 _NAMED_LIMIT = re.compile(r"(\d[\d,_]*)\s*(k\s*)?-?\s*blocks?\b", re.IGNORECASE)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Waiter:
     kind: str  # PLACED or CLOSED
     key: int  # DO request id (placed) or order id (closed)
