@@ -112,6 +112,7 @@ class EthernityHook(BaseHook):
             address,
             lambda: AsyncChainReader(rpc_url, address, poa=settings.network.poa, timeout=settings.rpc_timeout),
             poll_interval,
+            confirmations=settings.network.confirmations,
         )
 
     # ------------------------------------------------------------------ protocol operations

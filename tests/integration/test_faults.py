@@ -19,7 +19,7 @@ from airflow_provider_ethernity.protocol.errors import (
     StorageError,
 )
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY
-from airflow_provider_ethernity.triggers.ethernity import EthernityTaskCompletedTrigger, EthernityTaskTrigger
+from airflow_provider_ethernity.triggers.ethernity import EthernityTaskTrigger
 from tests.airflow_context import FileStateStore, make_context
 from tests.integration.conftest import set_conn
 from tests.integration.deferral import Ledger, expect_deferral, fire, resume, run_deferrable
