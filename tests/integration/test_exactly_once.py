@@ -99,7 +99,7 @@ def test_a_task_error_fails_without_retries_and_a_clear_after_the_fix_runs_the_n
     ledger = Ledger()
     store = FileStateStore(tmp_path / "state.json")
     broken = _operator(code="raise KeyError('missing column')")
-    with pytest.raises(EthernityTaskFailed, match="KeyError|missing column") as failure:
+    with pytest.raises(EthernityTaskFailed, match=r"KeyError|missing column") as failure:
         broken.execute(make_context(store=store))
     assert isinstance(failure.value, AirflowFailException), "Airflow would retry (and pay for) the same failure"
     fixed = _operator(code='___etny_result___("fixed")')  # the file was fixed, the task cleared
