@@ -255,3 +255,19 @@ def test_reclaim_cancels_unheld_requests_and_reports_unapproved_orders(agent, de
     hook.approve_order(order_id)  # settle it so the devnet ends clean
     assert hook.client.wait_closed(order_id, held.from_block, 60, 0.2)
     assert ledger.unsettled() == [] and ledger.tokens_spent() == 3
+
+
+def test_ethernity_reclaim_command(agent, devnet_conn, capsys) -> None:
+    from airflow_provider_ethernity.cli import main
+
+    hook = EthernityHook()
+    agent.set_agent(mode="idle")
+    task = hook.submit_task(HELLO, resources={"taskPrice": 3})
+    assert main(["reclaim", "--no-airflow", "--dry-run"]) == 0
+    assert f"DO request {task.do_request_id}: 3 " in capsys.readouterr().out
+    assert hook.get_request_status(task.do_request_id) == RequestStatus.AVAILABLE
+    assert main(["reclaim", "--no-airflow", "--keep", str(task.do_request_id)]) == 0
+    assert "held by a live task" in capsys.readouterr().out
+    assert main(["reclaim", "--no-airflow"]) == 0
+    assert "cancelled, escrow returned" in capsys.readouterr().out
+    assert hook.get_request_status(task.do_request_id) == RequestStatus.CANCELED
