@@ -12,15 +12,22 @@ test may change while it runs):
   ``-32005`` error public RPCs give; ``RANGE_TOO_WIDE`` is another common text).
 * ``drop_next(method, n)``: the next ``n`` calls of ``method`` get no answer (the connection is closed).
 * ``fail_next(method, n, error)``: the next ``n`` calls of ``method`` get a JSON-RPC error.
+* ``lose_answers(method, rate, seed)``: the call reaches the node (a transaction is accepted), then its answer
+  is lost with probability ``rate`` (the connection is closed): a client cannot tell whether it was sent.
+* ``delay_answers(method, seconds, n)``: the next ``n`` calls are forwarded at once and answered ``seconds``
+  later (a send that times out at the client although the node accepted it).
 
-Counters: ``calls`` (by method), ``refused`` (range errors), ``dropped``, ``clamped`` (lagged log answers).
+Counters: ``calls`` (by method), ``refused`` (range errors), ``dropped``, ``clamped`` (lagged log answers),
+``lost`` (answers lost after forwarding), ``delayed``.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import random
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -52,6 +59,10 @@ class RpcFaultProxy:
         self.refused = 0
         self.dropped = 0
         self.clamped = 0
+        self.lost = 0
+        self.delayed = 0
+        self._lose: dict[str, tuple[float, random.Random]] = {}
+        self._delays: dict[str, list[float]] = {}
         self._drops: Counter[str] = Counter()
         self._fails: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
@@ -90,6 +101,31 @@ class RpcFaultProxy:
     def fail_next(self, method: str, n: int = 1, error: dict[str, Any] | None = None) -> None:
         with self._lock:
             self._fails.setdefault(method, []).extend([error or {"code": -32000, "message": "injected"}] * n)
+
+    def lose_answers(self, method: str, rate: float, seed: int = 0) -> None:
+        with self._lock:
+            if rate <= 0:
+                self._lose.pop(method, None)
+            else:
+                self._lose[method] = (rate, random.Random(seed))
+
+    def delay_answers(self, method: str, seconds: float, n: int = 1) -> None:
+        with self._lock:
+            self._delays.setdefault(method, []).extend([seconds] * n)
+
+    def _after_forward(self, method: str) -> None:
+        """Faults that strike after the node has the call: a delayed answer, or a lost one."""
+        with self._lock:
+            delays = self._delays.get(method)
+            delay = delays.pop(0) if delays else 0.0
+            lose = self._lose.get(method)
+            lost = lose is not None and lose[1].random() < lose[0]
+            self.delayed += bool(delay)
+            self.lost += lost
+        if delay:
+            time.sleep(delay)
+        if lost:
+            raise _Drop
 
     # ------------------------------------------------------------------ upstream
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
@@ -162,6 +198,8 @@ class RpcFaultProxy:
                     answer = proxy._answer(call) if isinstance(call, dict) else None
                     if answer is None:
                         status, raw = proxy._forward(body)
+                        if isinstance(call, dict):
+                            proxy._after_forward(str(call.get("method", "?")))
                     else:
                         status, raw = 200, json.dumps(answer).encode()
                 except _Drop:

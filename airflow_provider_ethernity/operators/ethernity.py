@@ -15,7 +15,12 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.links.ethernity import EthernityOrderLink, EthernityRequestLink
-from airflow_provider_ethernity.protocol.errors import OperatorFaultError, OrderTimeoutError, TaskFailedError
+from airflow_provider_ethernity.protocol.errors import (
+    OperatorFaultError,
+    OrderTimeoutError,
+    ResultNotReadyError,
+    TaskFailedError,
+)
 from airflow_provider_ethernity.protocol.metadata import normalize_node_address
 from airflow_provider_ethernity.protocol.resources import Resources
 
@@ -240,6 +245,8 @@ class EthernityRunTaskOperator(BaseOperator):
             try:
                 lifecycle.await_completion(sub)
                 return self._deliver(context, lifecycle.fetch_result(sub))
+            except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait again
+                self.log.warning("%s; waiting again", not_yet)
             except OperatorFaultError as fault:
                 sub = lifecycle.resubmit(spec, sub, fault)
                 self._publish(context, sub)
@@ -311,10 +318,12 @@ class EthernityRunTaskOperator(BaseOperator):
             return self._approved(sub)
         try:
             return self._deliver(context, lifecycle.fetch_result(sub))
+        except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait for it again
+            self.log.warning("%s; waiting again", not_yet)
         except OperatorFaultError as fault:
             sub = lifecycle.resubmit(spec, sub, fault)
             self._publish(context, sub)
-            return self._go_on(context, lifecycle, spec, sub)
+        return self._go_on(context, lifecycle, spec, sub)
 
     @staticmethod
     def _approved(sub: Submission) -> dict[str, Any]:

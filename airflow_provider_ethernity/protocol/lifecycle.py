@@ -31,6 +31,7 @@ from airflow_provider_ethernity.protocol.errors import (
     CompletionTimeoutError,
     OperatorFaultError,
     OrderTimeoutError,
+    ResultNotReadyError,
     ResultReplayError,
 )
 from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatus
@@ -370,5 +371,7 @@ class TaskLifecycle:
                 if sub.phase is not Phase.COMPLETED:
                     self.await_completion(sub)
                 return self.fetch_result(sub)
+            except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait again
+                self.log.warning("%s; waiting again", not_yet)
             except OperatorFaultError as fault:
                 sub = self.approve_when_placed(self.resubmit(spec, sub, fault))
