@@ -122,7 +122,7 @@ def test_two_machines_share_one_wallet(agent, devnet_conn, tmp_path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for index in range(2)
     ]
     outputs = [machine.communicate(timeout=600) for machine in machines]
