@@ -224,7 +224,7 @@ class ClientSettings:
                 "the wallet private key (connection password) is malformed: expected 64 hex characters, "
                 "optionally 0x-prefixed"
             )
-        ipfs_url = _text_field("ipfs_api_url", ipfs_api_url)
+        ipfs_url = _http_url("ipfs_api_url", ipfs_api_url)
         return cls(
             max_input_bytes=_max_input_bytes(max_input_mb),
             network=resolved,
