@@ -20,6 +20,7 @@ from typing import Any
 
 from airflow_provider_ethernity.devnet.node_agent import AgentConfig, AgentControl
 from airflow_provider_ethernity.devnet.process import pid_alive, stop_pid
+from airflow_provider_ethernity.protocol.settings import check_ipfs_token
 
 log = logging.getLogger("ethernity.devnet")
 
@@ -105,7 +106,8 @@ class Devnet:
     ) -> None:
         self.workdir = Path(workdir or default_workdir()).resolve()
         self.block_time = block_time
-        self.ipfs_token = ipfs_token
+        # stripped and checked once: the IPFS service, the node agent and the connection all use this value
+        self.ipfs_token = check_ipfs_token(ipfs_token)
         self.agent_max_task_seconds = agent_max_task_seconds
         self.state: DevnetState | None = None
         self.requester_key: str | None = None
@@ -162,6 +164,7 @@ class Devnet:
                 token_address=contracts.token,
                 image_registry_address=contracts.image_registry,
                 ipfs_api_url=self._ipfs.api_url,
+                ipfs_token=self.ipfs_token,
                 node_private_key=NODE_KEY,
                 enclave_key_file=str(key_file),
                 control_file=str(control_file),
@@ -286,8 +289,8 @@ class Devnet:
         tamper: list[str] | None = None,
     ) -> None:
         """Failure injection: "idle" places no orders; the next orders return ``fault_codes``, or deliver
-        results forged in the ``tamper`` ways (see ``node_agent.TAMPER_KINDS``); ``delay_seconds`` slows
-        every task down."""
+        results forged in the ``tamper`` ways (``node_agent.TAMPER_KINDS``: the signed statement;
+        ``node_agent.BLOB_TAMPER_KINDS``: the stored bytes); ``delay_seconds`` slows every task down."""
         AgentControl(
             mode=mode, fault_codes=list(fault_codes or []), delay_seconds=delay_seconds, tamper=list(tamper or [])
         ).write(self.control_file)

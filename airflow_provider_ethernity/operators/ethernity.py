@@ -152,9 +152,9 @@ class EthernityRunTaskOperator(BaseOperator):
 
     def _spec(self) -> TaskSpec:
         """The rendered task, validated (errors name the parameter) before anything is sent."""
-        code = self.code
-        if not isinstance(code, str) or not code.strip():
-            raise ValueError("code is empty: pass Python source or the path of a .py file (templated)")
+        from airflow_provider_ethernity.protocol.inputs import validate_code
+
+        code = validate_code(self.code)
         if code.strip().endswith(".py") and "\n" not in code.strip() and "(" not in code:
             raise FileNotFoundError(
                 f"code={code.strip()!r} looks like the path of a .py file that was not rendered: keep the file "

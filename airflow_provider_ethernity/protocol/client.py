@@ -20,7 +20,6 @@ from airflow_provider_ethernity.protocol import metadata
 from airflow_provider_ethernity.protocol.abi import IMAGE_REGISTRY, PROTOCOL, TOKEN, load_abi
 from airflow_provider_ethernity.protocol.crypto import (
     HexDecoder,
-    open_result_buffer,
     requester_public_key_hex,
     seal_for_enclave_into,
 )
@@ -43,12 +42,14 @@ from airflow_provider_ethernity.protocol.events import (
     decode_order_closed,
     decode_order_placed,
 )
+from airflow_provider_ethernity.protocol.inputs import validate_code, validate_input_data
 from airflow_provider_ethernity.protocol.ipfs import IpfsClient
 from airflow_provider_ethernity.protocol.resources import Resources
 from airflow_provider_ethernity.protocol.results import (
     TaskResult,
     build_task_result,
     decode_result_transaction,
+    open_order_result,
     parse_order_result,
     verify_binding,
     verify_checksum,
@@ -121,18 +122,6 @@ class SubmittedTask:
         return asdict(self)
 
 
-def check_input_size(input_data: str | None, limit: int) -> None:
-    """Refuse an input dataset over the connection's ``max_input_mb`` before anything is uploaded or paid."""
-    if input_data is None:
-        return
-    size = len(input_data) if input_data.isascii() else len(input_data.encode("utf-8"))
-    if size > limit:
-        raise ConfigurationError(
-            f"input_data is {size / 1024**2:.1f} MiB: allowed at most {limit / 1024**2:g} MiB "
-            "(the connection's max_input_mb)"
-        )
-
-
 class EthernityClient:
     """Requester-side protocol client over web3 (sync) and the IPFS HTTP API."""
 
@@ -146,7 +135,7 @@ class EthernityClient:
         self._chain_verified = False
 
     def __repr__(self) -> str:
-        return f"EthernityClient(network={self.network.name!r}, rpc={self.settings.rpc_url!r})"
+        return f"EthernityClient(network={self.network.name!r}, rpc={self.settings.rpc_url_shown!r})"
 
     # ------------------------------------------------------------------ connections
     @cached_property
@@ -208,7 +197,12 @@ class EthernityClient:
             from airflow_provider_ethernity.protocol.retry import is_transient
 
             if is_transient(exc):
-                raise TransientError(f"RPC {self.settings.rpc_url} unreachable: {type(exc).__name__}") from None
+                raise TransientError(f"RPC {self.settings.rpc_url_shown} unreachable: {type(exc).__name__}") from None
+            from airflow_provider_ethernity.protocol.rpc_errors import rpc_failure_error
+
+            error = rpc_failure_error(exc, self.settings.rpc_url)
+            if error is not None:
+                raise error from None
             raise
 
     def _view(self, call: Any) -> Any:
@@ -227,7 +221,7 @@ class EthernityClient:
         expected = self.network.chain_id
         if expected is not None and actual != expected:
             raise ConfigurationError(
-                f"chain_id={expected} does not match the RPC: {self.settings.rpc_url} serves chain id {actual} "
+                f"chain_id={expected} does not match the RPC: {self.settings.rpc_url_shown} serves chain id {actual} "
                 f"(network {self.network.name!r})"
             )
         for label, address in (
@@ -399,14 +393,9 @@ class EthernityClient:
         node_address: str | None = None,
     ) -> TaskSpec:
         """Validate a task's parameters (errors name the field) into the spec its fingerprint covers."""
-        if not isinstance(code, str) or not code.strip():
-            raise ConfigurationError("code is empty: give the Python source of the task")
-        if input_data is not None and not isinstance(input_data, str):
-            raise ConfigurationError(f"input_data must be a string, got {type(input_data).__name__}")
-        check_input_size(input_data, self.settings.max_input_bytes)
         return TaskSpec(
-            code=code,
-            input_data=input_data,
+            code=validate_code(code),
+            input_data=validate_input_data(input_data, self.settings.max_input_bytes),
             resources=Resources.from_value(resources),
             trustedzone=trustedzone or self.settings.trustedzone or "",
             node_address=metadata.normalize_node_address(node_address),
@@ -639,13 +628,8 @@ class EthernityClient:
             raise ResultVerificationError(
                 f"order {order_id}: the result {order_result.result_cid} is not hex"
             ) from None
-        opened = open_result_buffer(blob.finish(), self.settings.private_key or "")
-        del blob  # decrypted in place: drop the ciphertext before decoding (a large result is held ~2x, not 5x)
-        try:
-            plaintext = opened.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ResultVerificationError(f"order {order_id}: the decrypted result is not UTF-8") from None
-        del opened
+        plaintext = open_order_result(blob, self.settings.private_key or "", order_id, order_result.result_cid)
+        del blob
         verify_checksum(tx, order_id, plaintext)
         result = build_task_result(tx, order_id, plaintext, order_result.result_cid)
         self.log.info("Result of order %s verified: %s (%s)", order_id, result.task_code_name, result.task_code)
