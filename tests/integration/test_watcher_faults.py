@@ -178,7 +178,8 @@ def test_an_rpc_refusing_wide_log_ranges_a_wait_from_block_0_stalls_nobody(marke
     old_order, _ = market.place(do_old, dp_old)
     market.approve(old_order)
     old_close = market.close(old_order)
-    market.rpc("anvil_mine", hex(3_000))  # the old close is now 3,000 blocks back
+    for _ in range(10):  # the old close is now 3,000 blocks back (in steps: a loaded machine mines slowly)
+        market.rpc("anvil_mine", hex(300))
     do_new, dp_new = market.requests()
     head = market.head()
     with RpcFaultProxy(market.w3.provider.endpoint_uri, max_log_range=1000) as proxy:
