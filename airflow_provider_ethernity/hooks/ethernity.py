@@ -88,6 +88,14 @@ class EthernityHook(BaseHook):
         """Settings for key-free reads, fetched without blocking the event loop (for triggers)."""
         return cls.settings_from_connection(await cls.aget_connection(conn_id))
 
+    @classmethod
+    async def afor_connection(cls, conn_id: str) -> EthernityHook:
+        """A hook whose connection was fetched without blocking the event loop (for triggers): its sync methods
+        can then run in a worker thread of the triggerer without reaching for the connection again."""
+        hook = cls(conn_id)
+        hook.__dict__["settings"] = cls.settings_from_connection(await cls.aget_connection(conn_id))
+        return hook
+
     def get_conn(self) -> EthernityClient:
         """The protocol client for this connection (built once per hook)."""
         return self.client

@@ -71,7 +71,7 @@ class _EthernityWaitTrigger(BaseTrigger):
             return
         from asgiref.sync import sync_to_async
 
-        hook = EthernityHook(self.ethernity_conn_id)
+        hook = await EthernityHook.afor_connection(self.ethernity_conn_id)
         tx = await sync_to_async(hook.cancel_task, thread_sensitive=False)(self.do_request_id)
         if tx:
             self.log.info("Cancelled DO request %s on kill (tx %s)", self.do_request_id, tx)
@@ -232,7 +232,7 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         assert self.do_request_id is not None
         watcher = await self._watcher()
-        hook = EthernityHook(self.ethernity_conn_id)
+        hook = await EthernityHook.afor_connection(self.ethernity_conn_id)
         order_id = self.order_id
         if order_id is None:
             self.log.info("Waiting for a node to place an order for DO request %s", self.do_request_id)
