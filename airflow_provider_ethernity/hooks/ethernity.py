@@ -109,7 +109,9 @@ class EthernityHook(BaseHook):
     @classmethod
     async def aget_watcher(cls, conn_id: str, poll_interval: float) -> OrderEventWatcher:
         """The shared chain watcher of the connection's chain in the running event loop (for triggers): key-free
-        reads with the connection's ``rpc_timeout`` and the hook's retry policy."""
+        reads with the connection's ``rpc_timeout``. It polls at least once per block of the network, so it can
+        learn the chain's rhythm and see an order (to approve within the node's window) a fraction of a block
+        after it is mined, whatever ``poll_interval`` the task asked for."""
         from airflow_provider_ethernity.protocol.async_client import AsyncChainReader
         from airflow_provider_ethernity.protocol.watcher import get_watcher
 
@@ -119,7 +121,7 @@ class EthernityHook(BaseHook):
             rpc_url,
             address,
             lambda: AsyncChainReader(rpc_url, address, poa=settings.network.poa, timeout=settings.rpc_timeout),
-            poll_interval,
+            min(poll_interval, settings.network.block_time),
             confirmations=settings.network.confirmations,
         )
 
