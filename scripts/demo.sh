@@ -8,7 +8,7 @@ bash scripts/setup.sh
 
 export ETHERNITY_DEVNET_HOME="${ETHERNITY_DEVNET_HOME:-$PWD/.devnet}"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$PWD/.airflow}"
-export AIRFLOW__CORE__DAGS_FOLDER="$PWD/airflow_provider_ethernity/example_dags"
+export AIRFLOW__CORE__DAGS_FOLDER="$PWD/example_dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 DAG="${1:-ethernity_pipeline}"
 devnet=".venv/bin/ethernity-devnet"
