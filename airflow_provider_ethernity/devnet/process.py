@@ -103,10 +103,27 @@ def _from_proc(pid: int, proc: Path) -> ProcessIdentity | None:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     fields = stat[stat.rindex(")") + 2 :].split()  # the command name (field 2) may hold spaces and parentheses
-    if fields[0] in ("Z", "X"):  # zombie or dead
+    if fields[0] in ("Z", "X") and not _threads_alive(proc):  # gone, only its exit status is left
         return None
     start_ticks = fields[19]  # field 22: start time in clock ticks since boot
     return ProcessIdentity(pid, start_ticks, " ".join(cmdline.rstrip(b"\0").decode(errors="replace").split("\0")))
+
+
+def _threads_alive(proc: Path) -> bool:
+    """True while a thread of the process still runs: a multi-threaded process's main thread can be a zombie
+    while the others are still exiting and still hold its files (a listening socket, say)."""
+    try:
+        tasks = list((proc / "task").iterdir())
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2 :].split()[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def _from_ps(pid: int) -> ProcessIdentity | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,16 @@ class ProcessRecord:
 
     @classmethod
     def of(cls, pid: int, log: Path) -> ProcessRecord:
-        """The record of a running process (its identity read now)."""
-        identity = ProcessIdentity.of(pid)
-        if identity is None:
-            raise DevnetError(f"the devnet process {pid} exited while starting; see {log}")
-        return cls(pid=pid, log=str(log), start_time=identity.start_time, command=identity.command)
+        """The record of a running process (its identity read now; right after exec the kernel may show an
+        empty command line for a moment, so wait for it)."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            identity = ProcessIdentity.of(pid)
+            if identity is None:
+                raise DevnetError(f"the devnet process {pid} exited while starting; see {log}")
+            if identity.command or time.monotonic() > deadline:
+                return cls(pid=pid, log=str(log), start_time=identity.start_time, command=identity.command)
+            time.sleep(0.01)
 
 
 class ProcessStatus(enum.Enum):
