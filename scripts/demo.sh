@@ -14,7 +14,7 @@ DAG="${1:-ethernity_pipeline}"
 devnet=".venv/bin/ethernity-devnet"
 trap '$devnet down >/dev/null || true' EXIT
 
-$devnet up
+$devnet up --rpc-port 0 --ipfs-port 0  # any free ports: the demo reads connection.env right after
 # shellcheck disable=SC1091
 source "$ETHERNITY_DEVNET_HOME/connection.env"
 echo "==> airflow db migrate ($AIRFLOW_HOME)"
