@@ -4,6 +4,8 @@ separate process, as users run it). Starting real devnets: tests/integration/tes
 from __future__ import annotations
 
 import socket
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +18,15 @@ from tests.devnet_cli import devnet_cli, stderr_lines
 
 
 @pytest.fixture
-def busy_port() -> int:
+def busy_port() -> Iterator[int]:
+    """A port something listens on (a socket of this process)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
 
 
-def assert_one_line_failure(done, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+def assert_one_line_failure(done: subprocess.CompletedProcess[str], *fragments: str) -> None:
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr
     lines = stderr_lines(done)
