@@ -7,9 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from airflow_provider_ethernity.devnet.errors import DevnetError
-from airflow_provider_ethernity.devnet.ports import free_port, port_is_free, wait_listening
+from airflow_provider_ethernity.devnet.ports import free_port, wait_listening, wait_port_free
 from airflow_provider_ethernity.devnet.process import stop_pid
 from airflow_provider_ethernity.devnet.tools import find_anvil
+
+#: How long a start on a given port waits for it to be released (see ``start``).
+PORT_RELEASE_GRACE = 5.0
 
 
 class AnvilProcess:
@@ -65,7 +68,8 @@ class AnvilProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._binary = find_anvil()  # may install it on first use, before any port is picked
         fixed_port = self.port is not None
-        if fixed_port and not port_is_free(self.port):  # type: ignore[arg-type]
+        # anvil's closing connections hold its port for a moment after it stopped (a restart on the same port)
+        if fixed_port and not wait_port_free(self.port, PORT_RELEASE_GRACE):  # type: ignore[arg-type]
             raise DevnetError(f"anvil did not start: 127.0.0.1:{self.port} is already in use")
         for _attempt in range(1 if fixed_port else 3):  # another process may grab a free port between pick and bind
             self.port = self.port if fixed_port else free_port()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from airflow_provider_ethernity.devnet.errors import DevnetError
-from airflow_provider_ethernity.devnet.ports import DEFAULT_IPFS_PORT, DEFAULT_RPC_PORT, port_is_free
+from airflow_provider_ethernity.devnet.ports import DEFAULT_IPFS_PORT, DEFAULT_RPC_PORT, wait_port_free
 from airflow_provider_ethernity.devnet.state import (
     CONNECTION_FILE,
     DevnetState,
@@ -24,6 +24,9 @@ from airflow_provider_ethernity.devnet.state import (
 )
 
 PROG = "ethernity-devnet"
+#: How long ``up`` waits for the ports of a devnet it just stopped to be released: the stopped anvil's closing
+#: connections (FIN-WAIT) hold its port for a moment.
+PORT_RELEASE_GRACE = 15.0
 
 
 def _workdir(args: argparse.Namespace) -> Path:
@@ -46,10 +49,11 @@ def _print_devnet(state: DevnetState, headline: str) -> None:
     print(connection_line(workdir) or "(connection file missing)", flush=True)
 
 
-def _requested_port(value: int | None, default: int, option: str) -> int:
-    """The port to use: the option's value (0: any free port) or the stable default; fails if it is taken."""
+def _requested_port(value: int | None, default: int, option: str, grace: float = 0.0) -> int:
+    """The port to use: the option's value (0: any free port) or the stable default; fails if it is taken
+    (after waiting up to ``grace`` seconds for it, when a devnet on it was just stopped)."""
     port = default if value is None else value
-    if port and not port_is_free(port):
+    if port and not wait_port_free(port, grace):
         raise DevnetError(
             f"127.0.0.1:{port} is in use: pass {option} N to listen elsewhere, or {option} 0 for any free port"
         )
@@ -71,13 +75,15 @@ def _up(args: argparse.Namespace) -> int:
 
     workdir = _workdir(args)
     previous = DevnetState.load(workdir)
+    grace = 0.0
     if previous is not None:
         if previous.all_running() and not args.restart:
             return _keep_running(previous, args)
         reason = "restarting" if previous.all_running() else "replacing a devnet that is not fully running"
         print(f"{reason}: " + "; ".join(Devnet.stop_from_state(workdir)), flush=True)
-    rpc_port = _requested_port(args.rpc_port, DEFAULT_RPC_PORT, "--rpc-port")
-    ipfs_port = _requested_port(args.ipfs_port, DEFAULT_IPFS_PORT, "--ipfs-port")
+        grace = PORT_RELEASE_GRACE
+    rpc_port = _requested_port(args.rpc_port, DEFAULT_RPC_PORT, "--rpc-port", grace)
+    ipfs_port = _requested_port(args.ipfs_port, DEFAULT_IPFS_PORT, "--ipfs-port", grace)
     devnet = Devnet(
         workdir, block_time=args.block_time, ipfs_token=args.ipfs_token, rpc_port=rpc_port, ipfs_port=ipfs_port
     )

@@ -29,6 +29,19 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def wait_port_free(port: int, timeout: float) -> bool:
+    """True once 127.0.0.1:``port`` can be listened on; False after ``timeout`` seconds.
+
+    Right after a server on the port was stopped, the kernel may still hold its closing connections for a
+    moment (they keep the port when the server did not set SO_REUSEADDR)."""
+    deadline = time.monotonic() + timeout
+    while not port_is_free(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def is_listening(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.2)
