@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, float | str | None] = {
     "payload": None,
     "latency": 1.0,
     "triggerer_scale": 1.0,
+    "approval_latency": 1.0,
 }
 
 

@@ -33,7 +33,13 @@ def one_task(_index: int = 0) -> tuple[bool, str]:
     return True, ""
 
 
-def _process_main(index: int, queue: Any) -> None:
+def _process_main(index: int, queue: Any, lock_dir: str | None = None) -> None:
+    if lock_dir is not None:  # this process is on "another machine": its own wallet locks and nonce file
+        import os
+
+        from airflow_provider_ethernity.protocol.transactions import LOCK_DIR_ENV
+
+        os.environ[LOCK_DIR_ENV] = lock_dir
     try:
         queue.put((index, *one_task(index)))
     except BaseException:  # report, never hang the parent
@@ -53,11 +59,18 @@ def run_threads(count: int) -> tuple[float, list[tuple[bool, str]]]:
     return time.perf_counter() - started, outcomes
 
 
-def run_processes(count: int, timeout: float = 600) -> tuple[float, list[tuple[bool, str]]]:
+def run_processes(
+    count: int, timeout: float = 600, lock_dirs: list[str] | None = None
+) -> tuple[float, list[tuple[bool, str]]]:
+    """``count`` processes; with ``lock_dirs``, process i uses ``lock_dirs[i % len]`` (one per "machine")."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     started = time.perf_counter()
-    procs = [ctx.Process(target=_process_main, args=(i, queue), daemon=True) for i in range(count)]
+    procs = [
+        ctx.Process(target=_process_main, args=(i, queue, lock_dirs[i % len(lock_dirs)] if lock_dirs else None),
+                    daemon=True)
+        for i in range(count)
+    ]  # fmt: skip
     for proc in procs:
         proc.start()
     outcomes: dict[int, tuple[bool, str]] = {}
@@ -107,6 +120,35 @@ def run(net: Any, smoke: bool = False) -> list[Figure]:
                 f"{count / elapsed:.3f} tasks/s",
             ),
         ]
+    figures += two_machines(net, 2 if smoke else 25)
     if errors:
         figures.append(Figure("parallel", "first errors", " | ".join(sorted(set(errors))[:3])))
     return figures
+
+
+def two_machines(net: Any, per_machine: int) -> list[Figure]:
+    """Two "machines" (separate lock directories: no shared flock, no shared nonce file), one wallet,
+    ``per_machine`` processes each, all at once. Counts failures, DO requests and transactions beyond the
+    three a task needs (allowance, request, approval)."""
+    import tempfile
+
+    from benchmarks.common import client_for
+
+    client = client_for(net)
+    requests_before = int(client.protocol.functions._getDORequestsCount().call())
+    nonce_before = client.w3.eth.get_transaction_count(client.address)
+    count = 2 * per_machine
+    with tempfile.TemporaryDirectory(prefix="etny-machines-") as tmp:
+        elapsed, outcomes = run_processes(count, lock_dirs=[f"{tmp}/machine-a", f"{tmp}/machine-b"])
+    failures = sum(not ok for ok, _ in outcomes)
+    requests = int(client.protocol.functions._getDORequestsCount().call()) - requests_before
+    transactions = client.w3.eth.get_transaction_count(client.address) - nonce_before
+    extra = transactions - 3 * count
+    return [
+        Figure("parallel", f"two machines, one wallet: 2 x {per_machine} tasks, wall time", round(elapsed, 2), "s"),
+        Figure("parallel", "two machines: failures", failures, "", "0", failures == 0),
+        Figure("parallel", "two machines: extra DO requests", requests - count, "", "0", requests == count),
+        Figure("parallel", "two machines: extra transactions", extra, "",
+               note=f"{transactions} sent for {count} tasks (3 each: allowance, request, approval); "
+               "extra ones are re-approvals after a race"),
+    ]  # fmt: skip

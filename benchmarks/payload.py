@@ -53,7 +53,7 @@ def _child(direction: str, size: int) -> dict[str, Any]:
     client.approve_order(order_id)
     assert client.wait_closed(order_id, task.from_block, timeout=600), "not closed"
     closed = time.perf_counter()
-    result = client.get_result(order_id, task.challenge)
+    result = client.get_result(order_id, challenge_salt=task.challenge_salt)
     fetched = time.perf_counter()
     if direction == "input":
         ok = result.value == size

@@ -46,3 +46,18 @@ class FileStateStore:
 
 def make_context(store: Any = None, ti: RecordingTI | None = None) -> dict[str, Any]:
     return {"ti": ti or RecordingTI(), "task_state_store": store}
+
+
+class SupersededStore:
+    """``task_state_store`` as Airflow 3.3.2 serves a superseded try: the API server no longer finds the try's
+    task instance, so every read answers "not found" (which the SDK returns as the default) and writes are
+    refused (the SDK does not raise on the error answer of ``set``)."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return default
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        self.writes += 1

@@ -34,6 +34,7 @@ from airflow_provider_ethernity.devnet.state import (
     default_workdir,
     stop_recorded,
 )
+from airflow_provider_ethernity.protocol.settings import check_ipfs_token
 
 __all__ = ["CONNECTION_FILE", "STATE_FILE", "Devnet", "DevnetState", "connection_line", "default_workdir"]
 
@@ -91,7 +92,8 @@ class Devnet:
         """``rpc_port``/``ipfs_port``: None or 0 picks any free port (what tests want: no collisions)."""
         self.workdir = Path(workdir or default_workdir()).resolve()
         self.block_time = block_time
-        self.ipfs_token = ipfs_token
+        # stripped and checked once: the IPFS service, the node agent and the connection all use this value
+        self.ipfs_token = check_ipfs_token(ipfs_token)
         self.rpc_port = rpc_port or None
         self.ipfs_port = ipfs_port or None
         self.agent_max_task_seconds = agent_max_task_seconds
@@ -153,6 +155,7 @@ class Devnet:
                 token_address=contracts.token,
                 image_registry_address=contracts.image_registry,
                 ipfs_api_url=self._ipfs.api_url,
+                ipfs_token=self.ipfs_token,
                 node_private_key=NODE_KEY,
                 enclave_key_file=str(key_file),
                 control_file=str(control_file),
@@ -300,8 +303,8 @@ class Devnet:
         tamper: list[str] | None = None,
     ) -> None:
         """Failure injection: "idle" places no orders; the next orders return ``fault_codes``, or deliver
-        results forged in the ``tamper`` ways (see ``node_agent.TAMPER_KINDS``); ``delay_seconds`` slows
-        every task down."""
+        results forged in the ``tamper`` ways (``node_agent.TAMPER_KINDS``: the signed statement;
+        ``node_agent.BLOB_TAMPER_KINDS``: the stored bytes); ``delay_seconds`` slows every task down."""
         AgentControl(
             mode=mode, fault_codes=list(fault_codes or []), delay_seconds=delay_seconds, tamper=list(tamper or [])
         ).write(self.control_file)

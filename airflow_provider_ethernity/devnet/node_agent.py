@@ -9,7 +9,8 @@ sign the ``_addResultToOrder`` statement with the challenge wallet and record ``
 Failure injection is read from a JSON control file on every loop (see :class:`AgentControl`):
 ``mode`` "normal" or "idle" (places no orders: the "no node" case), ``fault_codes`` (a queue: the next
 orders return these operator-fault codes instead of running), ``delay_seconds`` (a slow node), ``tamper``
-(a queue: the next results are forged in one of the :data:`TAMPER_KINDS` ways, as a dishonest node would).
+(a queue: the next results are forged in one of the :data:`TAMPER_KINDS` ways, as a dishonest node would, or
+their stored bytes damaged in one of the :data:`BLOB_TAMPER_KINDS` ways).
 
 Run: ``python -m airflow_provider_ethernity.devnet.node_agent CONFIG_JSON``.
 """
@@ -47,6 +48,9 @@ INPUT_CHECKSUM_ERROR = 7
 #: How a dishonest node can forge a result: a checksum that is not the result's, a statement signed by a
 #: wallet other than the challenge's, or a statement for another order, contract or chain.
 TAMPER_KINDS = ("checksum", "signer", "order", "contract", "chain")
+#: How a node can damage the result bytes it stores on IPFS under an honest statement: flip bits in the sealed
+#: box ("corrupt_bytes") or cut its hex text short by one digit ("truncate_bytes").
+BLOB_TAMPER_KINDS = ("corrupt_bytes", "truncate_bytes")
 
 
 @dataclass
@@ -64,6 +68,9 @@ class AgentConfig:
     #: Upper bound of one task's run time on the devnet (the request's duration is in hours).
     max_task_seconds: float = 300.0
     workers: int = 4
+    #: The IPFS API's token when the devnet requires one (``ethernity-devnet up --ipfs-token``); this file
+    #: is written 0600, like the node key it already holds.
+    ipfs_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, path: str | Path) -> AgentConfig:
@@ -111,6 +118,17 @@ def forged_statement(kind: str, honest: dict[str, Any]) -> dict[str, Any]:
     raise ValueError(f"tamper={kind!r} is unknown: allowed {', '.join(TAMPER_KINDS)}")
 
 
+def forged_blob(kind: str, sealed_hex: str) -> str:
+    """The sealed result's hex text damaged in one of the :data:`BLOB_TAMPER_KINDS` ways."""
+    if kind == "corrupt_bytes":
+        middle = len(sealed_hex) // 2
+        flipped = format(int(sealed_hex[middle : middle + 2], 16) ^ 0xFF, "02x")
+        return sealed_hex[:middle] + flipped + sealed_hex[middle + 2 :]
+    if kind == "truncate_bytes":
+        return sealed_hex[:-1]
+    raise ValueError(f"tamper={kind!r} is unknown: allowed {', '.join(BLOB_TAMPER_KINDS)}")
+
+
 def run_code(code: str, input_data: str | None, timeout: float, memory_gb: int) -> tuple[int, str]:
     """Run task code in a child Python with an address-space and CPU limit and a wall-clock timeout."""
     limit = max(1, memory_gb) * 1024**3
@@ -147,6 +165,7 @@ class NodeAgent:
             rpc_url=config.rpc_url,
             private_key=config.node_private_key,
             ipfs_api_url=config.ipfs_api_url,
+            ipfs_token=config.ipfs_token,
             protocol_address=config.protocol_address,
             token_address=config.token_address,
             image_registry_address=config.image_registry_address,
@@ -259,7 +278,11 @@ class NodeAgent:
     def record(
         self, order_id: int, challenge: str, requester_key: str, task_code: int, result: str, tamper: str | None = None
     ) -> None:
-        cid = self.client.ipfs.add(seal_result(result, requester_key))
+        sealed = seal_result(result, requester_key)
+        if tamper in BLOB_TAMPER_KINDS:
+            sealed, tamper = forged_blob(tamper, sealed), None
+            log.warning("order %s: damaging the stored result bytes, as injected", order_id)
+        cid = self.client.ipfs.add(sealed)
         statement = {
             "order_id": order_id,
             "task_code": task_code,

@@ -16,11 +16,14 @@ from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, RetryPolicy
 from airflow_provider_ethernity.protocol.settings import ClientSettings
 
 if TYPE_CHECKING:  # the client and reader modules load when a task runs, not when a DAG file is parsed
-    from airflow_provider_ethernity.protocol.async_client import AsyncChainReader
     from airflow_provider_ethernity.protocol.client import EthernityClient, Order, SubmittedTask
-    from airflow_provider_ethernity.protocol.events import OrderStatus
+    from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatus
+    from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
+    from airflow_provider_ethernity.protocol.reclaim import ReclaimReport
     from airflow_provider_ethernity.protocol.resources import Resources
     from airflow_provider_ethernity.protocol.results import TaskResult
+    from airflow_provider_ethernity.protocol.submission import SubmissionStore, TaskSpec
+    from airflow_provider_ethernity.protocol.watcher import OrderEventWatcher
 
 #: Connection fields kept in ``extra`` (the UI may store them as ``extra__ethernity__<name>``).
 EXTRA_FIELDS = (
@@ -85,6 +88,14 @@ class EthernityHook(BaseHook):
         """Settings for key-free reads, fetched without blocking the event loop (for triggers)."""
         return cls.settings_from_connection(await cls.aget_connection(conn_id))
 
+    @classmethod
+    async def afor_connection(cls, conn_id: str) -> EthernityHook:
+        """A hook whose connection was fetched without blocking the event loop (for triggers): its sync methods
+        can then run in a worker thread of the triggerer without reaching for the connection again."""
+        hook = cls(conn_id)
+        hook.__dict__["settings"] = cls.settings_from_connection(await cls.aget_connection(conn_id))
+        return hook
+
     def get_conn(self) -> EthernityClient:
         """The protocol client for this connection (built once per hook)."""
         return self.client
@@ -95,12 +106,22 @@ class EthernityHook(BaseHook):
 
         return EthernityClient(self.settings, retry=self.retry, logger=self.log)
 
-    def get_async_reader(self) -> AsyncChainReader:
-        """A key-free async reader of the connection's chain, for triggers."""
+    @classmethod
+    async def aget_watcher(cls, conn_id: str, poll_interval: float) -> OrderEventWatcher:
+        """The shared chain watcher of the connection's chain in the running event loop (for triggers): key-free
+        reads with the connection's ``rpc_timeout`` and the hook's retry policy."""
         from airflow_provider_ethernity.protocol.async_client import AsyncChainReader
+        from airflow_provider_ethernity.protocol.watcher import get_watcher
 
-        s = self.settings
-        return AsyncChainReader(s.rpc_url, s.network.protocol_address or "", poa=s.network.poa, retry=self.retry)
+        settings = await cls.aget_reader_settings(conn_id)
+        rpc_url, address = settings.rpc_url, settings.network.protocol_address or ""
+        return get_watcher(
+            rpc_url,
+            address,
+            lambda: AsyncChainReader(rpc_url, address, poa=settings.network.poa, timeout=settings.rpc_timeout),
+            poll_interval,
+            confirmations=settings.network.confirmations,
+        )
 
     # ------------------------------------------------------------------ protocol operations
     def submit_task(
@@ -114,12 +135,52 @@ class EthernityHook(BaseHook):
         """Seal and upload code and input, then place the DO request (after every check that can fail)."""
         return self.client.submit_task(code, input_data, resources, trustedzone, node_address)
 
+    def task_spec(
+        self,
+        code: str,
+        input_data: str | None = None,
+        resources: Resources | dict[str, Any] | None = None,
+        trustedzone: str | None = None,
+        node_address: str | None = None,
+    ) -> TaskSpec:
+        """Validated task parameters (errors name the field) and the fingerprint a retry re-attaches by."""
+        return self.client.task_spec(code, input_data, resources, trustedzone, node_address)
+
+    def lifecycle(
+        self,
+        store: SubmissionStore,
+        *,
+        max_resubmits: int | None = None,
+        order_wait_timeout: float = 1800.0,
+        completion_timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> TaskLifecycle:
+        """The task lifecycle (submit, order, approval, completion, result, resubmit) over ``store``."""
+        from airflow_provider_ethernity.protocol.lifecycle import DEFAULT_MAX_RESUBMITS, TaskLifecycle
+
+        return TaskLifecycle(
+            self.client,
+            store,
+            max_resubmits=DEFAULT_MAX_RESUBMITS if max_resubmits is None else max_resubmits,
+            order_wait_timeout=order_wait_timeout,
+            completion_timeout=completion_timeout,
+            poll_interval=poll_interval,
+            logger=self.log,
+        )
+
     def find_order(self, do_request_id: int, from_block: int, order_count_anchor: int | None = None) -> int | None:
         """The order a node placed for the DO request, or None while there is none."""
         return self.client.find_order(do_request_id, from_block, order_count_anchor)
 
-    def approve_order(self, order_id: int) -> str:
+    def approve_order(self, order_id: int) -> str | None:
+        """Approve an open order (idempotent: None when it is approved or delegated already)."""
         return self.client.approve_order(order_id)
+
+    def settle_unplaced_request(
+        self, do_request_id: int, from_block: int, order_count_anchor: int | None = None
+    ) -> int | None:
+        """At the order timeout: cancel (None, escrow back) or the order a node booked at the edge."""
+        return self.client.settle_unplaced_request(do_request_id, from_block, order_count_anchor)
 
     def get_order(self, order_id: int) -> Order:
         return self.client.get_order(order_id)
@@ -127,13 +188,30 @@ class EthernityHook(BaseHook):
     def get_order_status(self, order_id: int) -> OrderStatus:
         return self.client.get_order_status(order_id)
 
+    def get_request_status(self, do_request_id: int) -> RequestStatus:
+        return self.client.get_request_status(do_request_id)
+
+    def is_order_closed(self, order_id: int, from_block: int) -> bool:
+        return self.client.is_order_closed(order_id, from_block)
+
     def cancel_task(self, do_request_id: int) -> str | None:
         """Cancel an unbooked DO request (escrow returned); None when a node already booked it."""
         return self.client.cancel_task(do_request_id)
 
-    def get_result(self, order_id: int, challenge: str) -> TaskResult:
-        """The verified, decrypted result of a closed order."""
-        return self.client.get_result(order_id, challenge)
+    def get_result(
+        self, order_id: int, challenge: str | None = None, *, challenge_salt: str | None = None
+    ) -> TaskResult:
+        """The verified, decrypted result of a closed order (give the submission's ``challenge_salt``)."""
+        return self.client.get_result(order_id, challenge, challenge_salt=challenge_salt)
+
+    def reclaim(
+        self, held_do_requests: set[int] | frozenset[int] = frozenset(), *, dry_run: bool = False
+    ) -> ReclaimReport:
+        """Cancel this wallet's DO requests no node booked and no live task holds (escrow back); report the
+        rest (orders placed and never approved, in progress) with their escrow. See :mod:`.reclaim`."""
+        from airflow_provider_ethernity.protocol.reclaim import reclaim
+
+        return reclaim(self.client, held_do_requests, dry_run=dry_run)
 
     def run_task(
         self,
@@ -145,7 +223,7 @@ class EthernityHook(BaseHook):
         *,
         timeout: float | None = None,
         order_wait_timeout: float = 1800.0,
-        max_resubmits: int = 2,
+        max_resubmits: int | None = None,
         poll_interval: float | None = None,
     ) -> TaskResult:
         """Run one task synchronously, end to end (see :meth:`EthernityClient.run_task`)."""

@@ -28,6 +28,13 @@ class OrderEvents:
     closed: list[tuple[int, int]] = field(default_factory=list)
 
 
+def _named(abi: dict[str, Any], row: Any) -> dict[str, Any]:
+    """A view's answer as {output name: value} (one output comes back bare, several as a tuple)."""
+    names = [o["name"] for o in abi.get("outputs", [])]
+    values = list(row) if len(names) != 1 else [row]
+    return dict(zip(names, values, strict=True))
+
+
 class AsyncChainReader:
     """Reads the protocol contract of one chain. Close it with :meth:`aclose`."""
 
@@ -95,10 +102,36 @@ class AsyncChainReader:
                 return order_id
         return None
 
-    async def get_order(self, order_id: int) -> Order:
-        row = await self.retry.acall(self.protocol.functions._getOrder(int(order_id)).call)
-        downer, dproc, do_request, dp_request, status = row
-        return Order(int(order_id), downer, dproc, int(do_request), int(dp_request), int(status))
+    async def _call(self, name: str, *args: Any, block: int | str | None = None) -> dict[str, Any]:
+        """Call a view of the protocol at ``block`` (default latest); the answer decoded by output name."""
+        function = getattr(self.protocol.functions, name)(*args)
+        kwargs = {} if block is None else {"block_identifier": block}
+        row = await self.retry.acall(function.call, **kwargs)
+        return _named(function.abi, row)
+
+    async def chain_id(self) -> int:
+        return int(await self.retry.acall(lambda: self.w3.eth.chain_id))
+
+    async def get_order(self, order_id: int, block: int | str | None = None) -> Order:
+        row = await self._call("_getOrder", int(order_id), block=block)
+        return Order(
+            int(order_id),
+            row["downer"],
+            row["dproc"],
+            int(row["doRequest"]),
+            int(row["dpRequest"]),
+            int(row["status"]),
+        )
+
+    async def get_do_request(self, do_request_id: int, block: int | str | None = None) -> dict[str, Any]:
+        """``_getDORequest`` by name: downer, cpuRequest, ..., maxPrice, status (:class:`RequestStatus`)."""
+        return await self._call("_getDORequest", int(do_request_id), block=block)
+
+    async def do_request_status(self, do_request_id: int, block: int | str | None = None) -> int:
+        return int((await self.get_do_request(do_request_id, block))["status"])
+
+    async def orders_count(self, block: int | str | None = None) -> int:
+        return int((await self._call("_getOrdersCount", block=block))["_length"])
 
     async def is_order_closed(self, order_id: int, from_block: int) -> bool:
         try:

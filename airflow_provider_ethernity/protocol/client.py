@@ -1,19 +1,17 @@
-"""The synchronous Ethernity client: one task's whole life on chain and IPFS, from the requester's side.
+"""The synchronous Ethernity client: the requester's side of the protocol over web3 and the IPFS HTTP API.
 
 No Airflow here: the hook builds this from a connection; the devnet, benchmarks and scripts use it directly.
+Spending transactions go through :class:`~.transactions.TransactionSender` (idempotent by hash); one task's
+whole life is :class:`~.lifecycle.TaskLifecycle`, which :meth:`EthernityClient.run_task` drives.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import logging
-import os
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -22,7 +20,6 @@ from airflow_provider_ethernity.protocol import metadata
 from airflow_provider_ethernity.protocol.abi import IMAGE_REGISTRY, PROTOCOL, TOKEN, load_abi
 from airflow_provider_ethernity.protocol.crypto import (
     HexDecoder,
-    open_result_buffer,
     requester_public_key_hex,
     seal_for_enclave_into,
 )
@@ -32,7 +29,7 @@ from airflow_provider_ethernity.protocol.errors import (
     EnclaveLookupError,
     InsufficientFundsError,
     OperatorFaultError,
-    OrderTimeoutError,
+    ResultNotReadyError,
     ResultVerificationError,
     StorageError,
     TransientError,
@@ -45,12 +42,14 @@ from airflow_provider_ethernity.protocol.events import (
     decode_order_closed,
     decode_order_placed,
 )
+from airflow_provider_ethernity.protocol.inputs import validate_code, validate_input_data
 from airflow_provider_ethernity.protocol.ipfs import IpfsClient
 from airflow_provider_ethernity.protocol.resources import Resources
 from airflow_provider_ethernity.protocol.results import (
     TaskResult,
     build_task_result,
     decode_result_transaction,
+    open_order_result,
     parse_order_result,
     verify_binding,
     verify_checksum,
@@ -58,50 +57,26 @@ from airflow_provider_ethernity.protocol.results import (
 )
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, RetryPolicy
 from airflow_provider_ethernity.protocol.settings import ClientSettings
+from airflow_provider_ethernity.protocol.submission import MemorySubmissionStore, TaskSpec
 from airflow_provider_ethernity.protocol.task_codes import is_operator_fault
+from airflow_provider_ethernity.protocol.transactions import (
+    SignedTx,
+    TransactionSender,
+    describe_rpc_error,
+    wallet_lock,
+)
 
 log = logging.getLogger("airflow_provider_ethernity")
 
-#: Gas floors per call (the official runner's), used when the node's estimate is lower.
-GAS_FLOORS = {"_addDORequest": 1_000_000, "_approveOrder": 100_000, "approve": 100_000, "_cancelDORequest": 200_000}
 #: How far back the ``_getOrder`` fallback scan looks when no anchor is known.
 ORDER_SCAN_LIMIT = 256
-#: How often a submission re-approves when a concurrent one (another machine, same wallet) took the allowance
-ALLOWANCE_RACE_ATTEMPTS = 5
 #: Maximum sealed size of one artefact (code or input) the client uploads.
 MAX_ARTEFACT_BYTES = 256 * 1024 * 1024
-_NONCE_RETRY_PHRASES = (
-    "nonce too low",
-    "already known",
-    "replacement transaction underpriced",
-    "same nonce in the queue",
-    "transaction with same nonce",
-    "nonce has already been used",
-)
-_nonce_locks: dict[tuple[str, str], threading.Lock] = {}
-_next_nonce: dict[tuple[str, str], int] = {}
-_nonce_registry_lock = threading.Lock()
-#: Where the per-wallet lock files live (one per chain + address + purpose; they hold no data).
-LOCK_DIR_ENV = "ETHERNITY_LOCK_DIR"
-
-
-@contextlib.contextmanager
-def wallet_lock(chain_id: int, address: str, purpose: str) -> Iterator[None]:
-    """An exclusive lock of one wallet on one chain, across threads and processes of this machine.
-
-    Mapped Airflow tasks sharing a wallet run in separate processes: their nonce choice and their
-    allowance-then-request sequence must not interleave. ``flock`` on a per-wallet file does it (the
-    lock goes with the process, so a killed task never leaves it held).
-    """
-    lock_dir = os.environ.get(LOCK_DIR_ENV) or os.path.join(tempfile.gettempdir(), "ethernity-wallet-locks")
-    os.makedirs(lock_dir, exist_ok=True)
-    name = hashlib.sha256(f"{chain_id}:{address.lower()}:{purpose}".encode()).hexdigest()[:24]
-    with open(os.path.join(lock_dir, f"{name}.lock"), "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+#: Reads right after an event may hit a replica that has not seen it yet: how often such a read is repeated.
+LAGGING_READ_ATTEMPTS = 5
+#: Allowance approvals carry a few wei of dust derived from the submission, so two machines approving for the
+#: same wallet at the same nonce never sign byte-identical transactions.
+APPROVAL_DUST_WEI = 10**6
 
 
 @dataclass(frozen=True)
@@ -127,18 +102,16 @@ class Order:
 
 @dataclass(frozen=True)
 class SubmittedTask:
-    """What a submission leaves behind; enough to re-attach to the task later (no secret inside)."""
+    """What :meth:`EthernityClient.submit_task` leaves behind (no secret inside: the challenge is derived from
+    the wallet key and ``challenge_salt``)."""
 
     do_request_id: int
     tx_hash: str
     from_block: int
-    challenge: str
-    order_count_anchor: int
+    challenge_salt: str
+    order_count_anchor: int | None
     requester: str
-    trustedzone: str
     node_address: str
-    code_cid: str
-    input_cid: str
     resources: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -147,23 +120,6 @@ class SubmittedTask:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def check_input_size(input_data: str | None, limit: int) -> None:
-    """Refuse an input dataset over the connection's ``max_input_mb`` before anything is uploaded or paid."""
-    if input_data is None:
-        return
-    size = len(input_data) if input_data.isascii() else len(input_data.encode("utf-8"))
-    if size > limit:
-        raise ConfigurationError(
-            f"input_data is {size / 1024**2:.1f} MiB: allowed at most {limit / 1024**2:g} MiB "
-            "(the connection's max_input_mb)"
-        )
-
-
-def _describe_rpc_error(exc: BaseException) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    return str(message)
 
 
 class EthernityClient:
@@ -179,7 +135,7 @@ class EthernityClient:
         self._chain_verified = False
 
     def __repr__(self) -> str:
-        return f"EthernityClient(network={self.network.name!r}, rpc={self.settings.rpc_url!r})"
+        return f"EthernityClient(network={self.network.name!r}, rpc={self.settings.rpc_url_shown!r})"
 
     # ------------------------------------------------------------------ connections
     @cached_property
@@ -241,7 +197,12 @@ class EthernityClient:
             from airflow_provider_ethernity.protocol.retry import is_transient
 
             if is_transient(exc):
-                raise TransientError(f"RPC {self.settings.rpc_url} unreachable: {type(exc).__name__}") from None
+                raise TransientError(f"RPC {self.settings.rpc_url_shown} unreachable: {type(exc).__name__}") from None
+            from airflow_provider_ethernity.protocol.rpc_errors import rpc_failure_error
+
+            error = rpc_failure_error(exc, self.settings.rpc_url)
+            if error is not None:
+                raise error from None
             raise
 
     def _view(self, call: Any) -> Any:
@@ -260,7 +221,7 @@ class EthernityClient:
         expected = self.network.chain_id
         if expected is not None and actual != expected:
             raise ConfigurationError(
-                f"chain_id={expected} does not match the RPC: {self.settings.rpc_url} serves chain id {actual} "
+                f"chain_id={expected} does not match the RPC: {self.settings.rpc_url_shown} serves chain id {actual} "
                 f"(network {self.network.name!r})"
             )
         for label, address in (
@@ -301,7 +262,7 @@ class EthernityClient:
         except Exception as exc:
             raise EnclaveLookupError(
                 f"trustedzone={name!r} is not in the image registry {self.network.image_registry_address}: "
-                f"{_describe_rpc_error(exc)}"
+                f"{describe_rpc_error(exc)}"
             ) from None
         if not cert or not image_cid:
             raise EnclaveLookupError(f"trustedzone={name!r} is not in the image registry")
@@ -331,6 +292,8 @@ class EthernityClient:
         return enclave
 
     # ------------------------------------------------------------------ transactions
+
+    # ------------------------------------------------------------------ transactions
     def _fee_fields(self) -> dict[str, int]:
         gas = self.network.gas
         if not gas.eip1559:
@@ -344,81 +307,68 @@ class EthernityClient:
             )
         return {"maxFeePerGas": min(gas.max_fee_per_gas_wei, 2 * base + priority), "maxPriorityFeePerGas": priority}
 
-    def _nonce_key(self) -> tuple[str, str]:
-        return (self.settings.rpc_url, self.address)
-
     @cached_property
     def _lock_chain_id(self) -> int:
         return int(self.network.chain_id or self.chain_id())
 
-    def _wallet_lock(self, purpose: str) -> contextlib.AbstractContextManager[None]:
-        return wallet_lock(self._lock_chain_id, self.address, purpose)
+    @cached_property
+    def sender(self) -> TransactionSender:
+        """Signs with the wallet key and sends idempotently (see :mod:`.transactions`)."""
+        return TransactionSender(
+            self.w3,
+            self.account,
+            self._lock_chain_id,
+            self._fee_fields,
+            self._rpc,
+            block_time=self.network.block_time,
+            logger=self.log,
+        )
 
     def transact(self, call: Any, label: str) -> str:
-        """Sign locally and send ``call``; returns the tx hash. Safe for concurrent use from one wallet.
+        """Sign and send ``call`` (no write-ahead record); returns the tx hash. For callers outside a task's
+        lifecycle, such as the devnet's node agent."""
+        return self.sender.send(call, label).tx_hash
 
-        Nonces come from the pending count and a process-wide counter, chosen and sent under the wallet's
-        cross-process lock (:func:`wallet_lock`); "nonce too low", "already known" and "replacement
-        underpriced" (a sender outside this machine took the nonce) still move to the next nonce.
-        """
-        from web3.exceptions import ContractLogicError, Web3RPCError
+    def wait_receipt(self, tx_hash: str | SignedTx, label: str, timeout: float = 300.0) -> Any:
+        return self.sender.wait_receipt(tx_hash, label, timeout)
 
-        key = self._nonce_key()
-        with _nonce_registry_lock:
-            lock = _nonce_locks.setdefault(key, threading.Lock())
-        with lock, self._wallet_lock("nonce"):
-            nonce: int | None = None
-            for _attempt in range(20):
-                pending = int(self._rpc(lambda: self.w3.eth.get_transaction_count(self.address, "pending")))
-                nonce = max(pending, _next_nonce.get(key, 0), (nonce + 1) if nonce is not None else 0)
-                params = {"from": self.address, "nonce": nonce, "chainId": self.w3.eth.chain_id, **self._fee_fields()}
-                try:
-                    tx = self._rpc(lambda p=params: call.build_transaction(p))
-                except ContractLogicError as exc:
-                    raise ChainError(f"{label} would revert: {_describe_rpc_error(exc)}") from None
-                tx["gas"] = max(int(tx["gas"] * 1.25), GAS_FLOORS.get(label, 0))
-                signed = self.account.sign_transaction(tx)
-                try:
-                    tx_hash = self._rpc(lambda s=signed: self.w3.eth.send_raw_transaction(s.raw_transaction))
-                except Web3RPCError as exc:
-                    text = _describe_rpc_error(exc).lower()
-                    if "already known" in text:
-                        tx_hash = signed.hash
-                    elif any(phrase in text for phrase in _NONCE_RETRY_PHRASES):
-                        self.log.debug("nonce %s taken (%s); retrying with the next one", nonce, text)
-                        continue
-                    else:
-                        raise ChainError(f"{label} rejected by the node: {_describe_rpc_error(exc)}") from None
-                _next_nonce[key] = nonce + 1
-                return "0x" + bytes(tx_hash).hex()
-        raise ChainError(f"{label}: could not find a free nonce after 20 attempts")
-
-    def wait_receipt(self, tx_hash: str, label: str, timeout: float = 300.0) -> Any:
-        receipt = self._rpc(
-            lambda: self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=timeout, poll_latency=min(1.0, self.network.block_time / 2)
-            )
-        )
-        if receipt["status"] != 1:
-            raise ChainError(f"{label} transaction {tx_hash} reverted (block {receipt['blockNumber']})")
-        return receipt
+    def submit_lock(self) -> contextlib.AbstractContextManager[Any]:
+        """The wallet's "submit" lock: allowance and request back to back, one submission at a time per machine."""
+        return wallet_lock(self._lock_chain_id, self.address, "submit")
 
     # ------------------------------------------------------------------ submission
-    def ensure_allowance(self, amount_wei: int) -> str | None:
+    def challenge_for(self, salt: str) -> str:
+        """The secret client challenge of a submission, re-derived from the wallet key and its public salt."""
+        return metadata.derive_challenge(self.settings.private_key or "", salt)
+
+    def ensure_allowance(
+        self, amount_wei: int, salt: str = "", record: Callable[[SignedTx], None] | None = None
+    ) -> str | None:
         """Approve the protocol to take ``amount_wei`` when a separate token needs it; returns the tx hash.
 
-        Exactly the price is approved (least privilege, as the official runner does). The allowance is read
-        at the pending state: a request this wallet already sent but is not mined yet has consumed its part.
-        Call it under the wallet's "submit" lock, up to sending the request.
+        The price plus a few wei of dust unique to the submission is approved (least privilege, and never the
+        same bytes from two machines). The allowance is read at the pending state: a request this wallet
+        already sent but is not mined yet has consumed its part. Call it under :meth:`submit_lock`.
         """
         if self.network.token_is_protocol:
             return None
         if self.allowance("pending") >= amount_wei:
             return None
-        tx_hash = self.transact(self.token.functions.approve(self.network.protocol_address, amount_wei), "approve")
-        self.wait_receipt(tx_hash, "approve")
-        self.log.info("Token allowance of %s approved (tx %s)", amount_wei, tx_hash)
-        return tx_hash
+        dust = int(salt[:12] or "0", 16) % APPROVAL_DUST_WEI if salt else 0
+        call = self.token.functions.approve(self.network.protocol_address, amount_wei + dust)
+        signed = self.sender.send(call, "approve", record=record)
+        self.sender.wait_receipt(signed, "approve")
+        self.log.info(
+            "Token allowance of %g %s approved (tx %s)", amount_wei / 10**18, self.network.token_name, signed.tx_hash
+        )
+        return signed.tx_hash
+
+    def allowance_short(self, amount_wei: int) -> bool:
+        """Whether the allowance no longer covers ``amount_wei`` (a concurrent submission used it)."""
+        return not self.network.token_is_protocol and self.allowance("latest") < amount_wei
+
+    def orders_count(self) -> int:
+        return int(self._view(self.protocol.functions._getOrdersCount()))
 
     def _seal_and_add(self, data: str | bytes, certificate_pem: str, what: str) -> str:
         """Seal into a temporary file and upload it from there: a large input is never held sealed in memory."""
@@ -434,6 +384,55 @@ class EthernityClient:
             except TransientError as exc:
                 raise StorageError(f"could not upload the {what} to IPFS ({exc}); no transaction was sent") from None
 
+    def task_spec(
+        self,
+        code: str,
+        input_data: str | None = None,
+        resources: Resources | dict[str, Any] | None = None,
+        trustedzone: str | None = None,
+        node_address: str | None = None,
+    ) -> TaskSpec:
+        """Validate a task's parameters (errors name the field) into the spec its fingerprint covers."""
+        return TaskSpec(
+            code=validate_code(code),
+            input_data=validate_input_data(input_data, self.settings.max_input_bytes),
+            resources=Resources.from_value(resources),
+            trustedzone=trustedzone or self.settings.trustedzone or "",
+            node_address=metadata.normalize_node_address(node_address),
+        )
+
+    def prepare_submission(self, spec: TaskSpec) -> EnclaveDetails:
+        """Everything checkable before spending: the chain, the wallet and its funds, the enclave, the node."""
+        if not self._chain_verified:
+            self.verify_chain()
+        return self.preflight(spec.resources, spec.trustedzone, spec.node_address)
+
+    def do_request_call(self, spec: TaskSpec, enclave: EnclaveDetails, challenge: str) -> Any:
+        """Seal and upload challenge, code and input; the ``_addDORequest`` call that names them."""
+        challenge_cid = self._seal_and_add(challenge, enclave.certificate_pem, "challenge")
+        code_cid = self._seal_and_add(spec.code, enclave.certificate_pem, "code")
+        input_cid = (
+            self._seal_and_add(spec.input_data, enclave.certificate_pem, "input dataset") if spec.input_data else ""
+        )
+        m1 = metadata.image_metadata(
+            enclave.image_cid,
+            spec.trustedzone,
+            enclave.compose_cid,
+            challenge_cid,
+            requester_public_key_hex(self.settings.private_key or ""),
+        )
+        m2 = metadata.code_metadata(code_cid, spec.code)
+        m3 = metadata.input_metadata(input_cid, spec.input_data)
+        return self.protocol.functions._addDORequest(*spec.resources.contract_args(), m1, m2, m3, spec.node_address)
+
+    def do_request_id_from(self, receipt: Any, tx_hash: str) -> int:
+        from web3.logs import DISCARD
+
+        events = self.protocol.events._addDORequestEV().process_receipt(receipt, errors=DISCARD)
+        if not events:
+            raise ChainError(f"_addDORequest {tx_hash} succeeded but emitted no _addDORequestEV event")
+        return int(events[0]["args"]["_rowNumber"])
+
     def submit_task(
         self,
         code: str,
@@ -442,79 +441,24 @@ class EthernityClient:
         trustedzone: str | None = None,
         node_address: str | None = None,
     ) -> SubmittedTask:
-        """Seal and upload the artefacts, then place the DO request. Validation and uploads come first:
-        a bad parameter, missing funds or an unreachable IPFS fail before any transaction is sent."""
-        if not isinstance(code, str) or not code.strip():
-            raise ConfigurationError("code is empty: give the Python source of the task")
-        if input_data is not None and not isinstance(input_data, str):
-            raise ConfigurationError(f"input_data must be a string, got {type(input_data).__name__}")
-        check_input_size(input_data, self.settings.max_input_bytes)
-        spec = Resources.from_value(resources)
-        node = metadata.normalize_node_address(node_address)
-        zone = trustedzone or self.settings.trustedzone or ""
-        if not self._chain_verified:
-            self.verify_chain()
-        enclave = self.preflight(spec, zone, node)
+        """Seal and upload the artefacts, then place the DO request (written ahead in a memory store). Validation
+        and uploads come first: a bad parameter, missing funds or an unreachable IPFS fail before any send."""
+        from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
 
-        challenge = metadata.new_challenge()
-        challenge_cid = self._seal_and_add(challenge, enclave.certificate_pem, "challenge")
-        code_cid = self._seal_and_add(code, enclave.certificate_pem, "code")
-        input_cid = self._seal_and_add(input_data, enclave.certificate_pem, "input dataset") if input_data else ""
-        m1 = metadata.image_metadata(
-            enclave.image_cid,
-            zone,
-            enclave.compose_cid,
-            challenge_cid,
-            requester_public_key_hex(self.settings.private_key or ""),
-        )
-        m2 = metadata.code_metadata(code_cid, code)
-        m3 = metadata.input_metadata(input_cid, input_data)
-
-        call = self.protocol.functions._addDORequest(*spec.contract_args(), m1, m2, m3, node)
-        for attempt in range(1, ALLOWANCE_RACE_ATTEMPTS + 1):
-            anchor = int(self._view(self.protocol.functions._getOrdersCount()))
-            from_block = self.block_number()
-            # approve (when needed) and request back to back: another task of this wallet on this machine must
-            # not spend the allowance in between (``approve`` sets it; the wallet's transactions run in nonce order)
-            with self._wallet_lock("submit"):
-                self.ensure_allowance(spec.price_wei)
-                try:
-                    tx_hash = self.transact(call, "_addDORequest")
-                    break
-                except ChainError as exc:
-                    # a submission from another machine with the same wallet spent the allowance in between
-                    if "allowance" not in str(exc).lower() or attempt == ALLOWANCE_RACE_ATTEMPTS:
-                        raise
-            self.log.info("the token allowance was used by a concurrent submission; approving again")
-        receipt = self.wait_receipt(tx_hash, "_addDORequest")
-        from web3.logs import DISCARD
-
-        events = self.protocol.events._addDORequestEV().process_receipt(receipt, errors=DISCARD)
-        if not events:
-            raise ChainError(f"_addDORequest {tx_hash} succeeded but emitted no _addDORequestEV event")
-        do_request_id = int(events[0]["args"]["_rowNumber"])
-        self.log.info(
-            "Task created: DO request %s (tx %s, %s %s escrowed)",
-            do_request_id,
-            tx_hash,
-            spec.taskPrice,
-            self.network.token_name,
-        )
+        spec = self.task_spec(code, input_data, resources, trustedzone, node_address)
+        sub = TaskLifecycle(self, MemorySubmissionStore()).submit(spec)
+        assert sub.do_request_id is not None and sub.request_tx is not None
         return SubmittedTask(
-            do_request_id=do_request_id,
-            tx_hash=tx_hash,
-            from_block=from_block,
-            challenge=challenge,
-            order_count_anchor=anchor,
+            do_request_id=sub.do_request_id,
+            tx_hash=sub.request_tx,
+            from_block=sub.from_block,
+            challenge_salt=sub.challenge_salt,
+            order_count_anchor=sub.order_count_anchor,
             requester=self.address,
-            trustedzone=zone,
-            node_address=node,
-            code_cid=code_cid,
-            input_cid=input_cid,
-            resources=spec.as_dict(),
+            node_address=sub.node_address,
+            resources=spec.resources.as_dict(),
         )
 
-    # ------------------------------------------------------------------ orders
     def get_order(self, order_id: int) -> Order:
         downer, dproc, do_request, dp_request, status = self._view(self.protocol.functions._getOrder(int(order_id)))
         return Order(int(order_id), downer, dproc, int(do_request), int(dp_request), int(status))
@@ -556,39 +500,116 @@ class EthernityClient:
                 return index
         return None
 
-    def approve_order(self, order_id: int) -> str:
-        tx_hash = self.transact(self.protocol.functions._approveOrder(int(order_id)), "_approveOrder")
-        self.wait_receipt(tx_hash, "_approveOrder")
-        self.log.info("Order %s approved (tx %s)", order_id, tx_hash)
-        return tx_hash
+    def approve_order(self, order_id: int) -> str | None:
+        """Approve an open order; idempotent: an order already approved (or delegated, closed) is left as it is
+        and None is returned. Reads are repeated a few times: a lagging replica may not show the order yet."""
+        order = self._lagging_read(lambda: self.get_order(order_id), f"order {order_id}")
+        if order.status != OrderStatus.OPEN:
+            self.log.info("Order %s is %s: no approval needed", order_id, order.status_name)
+            return None
+        try:
+            signed = self.sender.send(self.protocol.functions._approveOrder(int(order_id)), "_approveOrder")
+            self.sender.wait_receipt(signed, "_approveOrder")
+        except ChainError:
+            status = self.get_order_status(order_id)
+            if status in (OrderStatus.PROCESSING, OrderStatus.CLOSED):  # approved meanwhile (another try)
+                self.log.info("Order %s was approved meanwhile (%s)", order_id, status.name)
+                return None
+            raise
+        self.log.info("Order %s approved (tx %s)", order_id, signed.tx_hash)
+        return signed.tx_hash
+
+    def _lagging_read(self, read: Callable[[], Any], what: str) -> Any:
+        """A read that may revert on a replica that has not seen the latest block yet: tried a few blocks."""
+        for attempt in range(LAGGING_READ_ATTEMPTS):
+            try:
+                return read()
+            except TransientError:
+                raise
+            except Exception:
+                if attempt == LAGGING_READ_ATTEMPTS - 1:
+                    raise
+                self.log.debug("%s not readable yet; asking again", what)
+                time.sleep(min(2.0, self.network.block_time))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def cancel_task(self, do_request_id: int) -> str | None:
         """Cancel a DO request no node has booked (the escrow comes back); None when it is not cancellable."""
         if self.get_request_status(do_request_id) != RequestStatus.AVAILABLE:
             return None
-        tx_hash = self.transact(self.protocol.functions._cancelDORequest(int(do_request_id)), "_cancelDORequest")
-        self.wait_receipt(tx_hash, "_cancelDORequest")
-        self.log.info("DO request %s cancelled, escrow returned (tx %s)", do_request_id, tx_hash)
-        return tx_hash
+        try:
+            signed = self.sender.send(self.protocol.functions._cancelDORequest(int(do_request_id)), "_cancelDORequest")
+            self.sender.wait_receipt(signed, "_cancelDORequest")
+        except ChainError:
+            if self.get_request_status(do_request_id) == RequestStatus.CANCELED:
+                return None  # cancelled meanwhile (another try, a reclaim)
+            if self.get_request_status(do_request_id) == RequestStatus.BOOKED:
+                return None  # a node booked it at the edge
+            raise
+        self.log.info("DO request %s cancelled, escrow returned (tx %s)", do_request_id, signed.tx_hash)
+        return signed.tx_hash
+
+    def settle_unplaced_request(
+        self, do_request_id: int, from_block: int, order_count_anchor: int | None = None
+    ) -> int | None:
+        """At the order timeout: cancel the request (None: escrow back), or return the order of a node that
+        booked it at the edge (then the task carries on, as the official runner does)."""
+        if self.cancel_task(do_request_id):
+            return None
+        status = self.get_request_status(do_request_id)
+        if status == RequestStatus.CANCELED:
+            return None
+        for _ in range(LAGGING_READ_ATTEMPTS):
+            order_id = self.find_order(do_request_id, from_block, order_count_anchor)
+            if order_id is not None:
+                self.log.warning(
+                    "A node booked DO request %s at the order timeout: carrying on with order %s",
+                    do_request_id,
+                    order_id,
+                )
+                return order_id
+            time.sleep(min(2.0, self.network.block_time))
+        raise ChainError(
+            f"DO request {do_request_id} is {status.name} but its order cannot be found; its escrow stays in the "
+            "request: run `ethernity reclaim` to see it"
+        )
 
     def is_order_closed(self, order_id: int, from_block: int) -> bool:
         """TASK_COMPLETED: ``_orderClosedEV`` for the order, or its status when logs are unavailable."""
         try:
-            return any(
-                decode_order_closed(e["data"]) == int(order_id) for e in self._logs(ORDER_CLOSED_TOPIC, from_block)
-            )
+            if any(decode_order_closed(e["data"]) == int(order_id) for e in self._logs(ORDER_CLOSED_TOPIC, from_block)):
+                return True
         except Exception as exc:
             self.log.debug("Closed-order log scan failed (%s); probing the order", type(exc).__name__)
-            return self.get_order_status(order_id) == OrderStatus.CLOSED
+        return self.get_order_status(order_id) == OrderStatus.CLOSED
 
     # ------------------------------------------------------------------ results
-    def get_result(self, order_id: int, challenge: str, max_result_bytes: int | None = None) -> TaskResult:
+    def get_result(
+        self,
+        order_id: int,
+        challenge: str | None = None,
+        max_result_bytes: int | None = None,
+        *,
+        challenge_salt: str | None = None,
+    ) -> TaskResult:
         """Fetch, verify and decrypt the result of a closed order.
 
-        Raises :class:`OperatorFaultError` for operator-fault task codes and :class:`ResultVerificationError`
-        when the result does not verify (both mean: resubmit). A task error is a result with ``success=False``.
+        Give the submission's ``challenge_salt`` (the challenge is re-derived from the wallet key) or the
+        ``challenge`` itself. Raises :class:`ResultNotReadyError` while the order is not closed (never a
+        fault), :class:`ResultReplayError` for a result of another order/contract/chain (refused, never
+        resubmitted), :class:`OperatorFaultError` / :class:`ResultVerificationError` for a confirmed fault
+        of this order (resubmit). A task error is a result with ``success=False``.
         """
-        text = self._view(self.protocol.functions._getResultFromOrder(int(order_id)))
+        if challenge is None:
+            if not challenge_salt:
+                raise ConfigurationError("get_result needs the submission's challenge_salt (or its challenge)")
+            challenge = self.challenge_for(challenge_salt)
+        status = self.get_order_status(order_id)
+        if status != OrderStatus.CLOSED:
+            raise ResultNotReadyError(f"order {order_id} is {status.name}, not CLOSED: no result yet")
+        text = self._lagging_read(
+            lambda: self._view(self.protocol.functions._getResultFromOrder(int(order_id))), f"result of {order_id}"
+        )
         order_result = parse_order_result(text)
         tx = decode_result_transaction(order_result.transaction_bytes)
         verify_binding(tx, order_id, self.network.protocol_address or "", self.chain_id())
@@ -607,13 +628,8 @@ class EthernityClient:
             raise ResultVerificationError(
                 f"order {order_id}: the result {order_result.result_cid} is not hex"
             ) from None
-        opened = open_result_buffer(blob.finish(), self.settings.private_key or "")
-        del blob  # decrypted in place: drop the ciphertext before decoding (a large result is held ~2x, not 5x)
-        try:
-            plaintext = opened.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ResultVerificationError(f"order {order_id}: the decrypted result is not UTF-8") from None
-        del opened
+        plaintext = open_order_result(blob, self.settings.private_key or "", order_id, order_result.result_cid)
+        del blob
         verify_checksum(tx, order_id, plaintext)
         result = build_task_result(tx, order_id, plaintext, order_result.result_cid)
         self.log.info("Result of order %s verified: %s (%s)", order_id, result.task_code_name, result.task_code)
@@ -655,13 +671,6 @@ class EthernityClient:
             time.sleep(interval)
         return True
 
-    def wait_for_completion(
-        self, order_id: int, from_block: int, timeout: float, poll_interval: float | None = None
-    ) -> None:
-        if not self.wait_closed(order_id, from_block, timeout, poll_interval):
-            status = self.get_order(order_id).status_name
-            raise OperatorFaultError(f"order {order_id} was not completed within {timeout:g} s (order status {status})")
-
     def run_task(
         self,
         code: str,
@@ -672,44 +681,25 @@ class EthernityClient:
         *,
         timeout: float | None = None,
         order_wait_timeout: float = 1800.0,
-        max_resubmits: int = 2,
+        max_resubmits: int | None = None,
         poll_interval: float | None = None,
     ) -> TaskResult:
-        """Run one task end to end: submit, wait for an order, approve, wait for TASK_COMPLETED, verify.
+        """Run one task end to end through :class:`~.lifecycle.TaskLifecycle` (the operator's lifecycle too).
 
-        No order within ``order_wait_timeout``: the request is cancelled (escrow back), OrderTimeoutError.
-        Operator faults (fault codes, unverifiable results, no completion within ``timeout``, default the
-        task's duration + 15 min) resubmit up to ``max_resubmits`` times. A task error returns a result with
-        ``success=False``.
+        No order within ``order_wait_timeout``: the request is cancelled (escrow back) and OrderTimeoutError is
+        raised, unless a node booked it at the edge. A confirmed operator fault is resubmitted up to
+        ``max_resubmits`` times (default 1). No completion within ``timeout`` (default the task's duration +
+        15 min): CompletionTimeoutError. A task error returns a result with ``success=False``.
         """
-        spec = Resources.from_value(resources)
-        completion_timeout = timeout if timeout is not None else spec.duration * 3600 + 900
-        last_fault: Exception | None = None
-        for attempt in range(max_resubmits + 1):
-            if attempt:
-                self.log.warning(
-                    "Resubmitting after an operator fault (%s of %s): %s", attempt, max_resubmits, last_fault
-                )
-            task = self.submit_task(code, input_data, spec, trustedzone, node_address)
-            order_id = self.wait_for_order(task, order_wait_timeout, poll_interval)
-            if order_id is None:
-                self.cancel_task(task.do_request_id)
-                raise OrderTimeoutError(
-                    f"no node placed an order for DO request {task.do_request_id} within {order_wait_timeout:g} s; "
-                    "the request was cancelled and the escrow returned"
-                )
-            self.log.info("Order placed: order %s for DO request %s", order_id, task.do_request_id)
-            if not task.pinned:
-                self.approve_order(order_id)
-            else:
-                self.log.info(
-                    "Order %s was delegated to the pinned node %s: no approval needed", order_id, task.node_address
-                )
-            try:
-                self.wait_for_completion(order_id, task.from_block, completion_timeout, poll_interval)
-                self.log.info("Task completed: order %s closed", order_id)
-                return self.get_result(order_id, task.challenge)
-            except (OperatorFaultError, ResultVerificationError) as exc:
-                last_fault = exc
-                self.log.error("Operator fault on order %s: %s", order_id, exc)
-        raise OperatorFaultError(f"the task failed on {max_resubmits + 1} attempts; last fault: {last_fault}")
+        from airflow_provider_ethernity.protocol.lifecycle import DEFAULT_MAX_RESUBMITS, TaskLifecycle
+
+        spec = self.task_spec(code, input_data, resources, trustedzone, node_address)
+        lifecycle = TaskLifecycle(
+            self,
+            MemorySubmissionStore(),
+            max_resubmits=DEFAULT_MAX_RESUBMITS if max_resubmits is None else max_resubmits,
+            order_wait_timeout=order_wait_timeout,
+            completion_timeout=timeout,
+            poll_interval=poll_interval,
+        )
+        return lifecycle.run(spec)

@@ -171,6 +171,10 @@ def requester_public_key_hex(eth_private_key: str) -> str:
     return "0x" + bytes(_requester_box_key(eth_private_key).public_key).hex()
 
 
+class TruncatedHexError(ValueError):
+    """The hex text ended inside a byte (an odd number of hex digits): it was cut short."""
+
+
 class HexDecoder:
     """Collects a hex text stream (optional ``0x`` and surrounding whitespace) as bytes, piece by piece."""
 
@@ -193,8 +197,9 @@ class HexDecoder:
         self._carry = text[whole:]
 
     def finish(self) -> bytearray:
+        """The decoded bytes; :class:`TruncatedHexError` when the text ended inside a byte."""
         if self._carry:
-            raise ValueError("odd-length hex")
+            raise TruncatedHexError("the hex text is truncated: it ends with an odd number of hex digits")
         return self.buffer
 
 
@@ -221,34 +226,45 @@ def _a85decode_into(view: memoryview, out: bytearray) -> None:
         start = end
 
 
-def _undecryptable(exc: BaseException) -> ResultDecryptionError:
-    return ResultDecryptionError(f"the result cannot be decrypted with this wallet's key ({type(exc).__name__})")
+#: Smallest result blob: ephemeral public key (32) + nonce (24) + Poly1305 tag (16).
+MIN_RESULT_BLOB = 32 + 24 + 16
+
+
+def _undecryptable(reason: str) -> ResultDecryptionError:
+    """The result does not open. Its reasons describe the bytes, never the key: the requester key is derived
+    from the same wallet key that submitted the task, so a blob that does not open is a damaged blob."""
+    return ResultDecryptionError(f"the result did not decrypt: {reason}")
 
 
 def open_result_buffer(blob: bytearray, eth_private_key: str) -> bytearray:
     """Open a result blob (ephemeral public key || nonce || NaCl box, as bytes) in place; returns the UTF-8
     plaintext. ``blob`` is consumed (decrypted over itself), so a large result is held about twice, not
-    five times."""
+    five times. Raises :class:`ResultDecryptionError` saying what is wrong with the bytes."""
     from nacl.bindings import crypto_box_beforenm
     from nacl.exceptions import CryptoError
 
+    if len(blob) < MIN_RESULT_BLOB:
+        raise _undecryptable(f"it is {len(blob)} bytes, shorter than the {MIN_RESULT_BLOB} of an empty sealed box")
+    secret = bytes(_requester_box_key(eth_private_key))
     try:
         from nacl._sodium import ffi, lib
 
-        if len(blob) < 32 + 24 + 16:
-            raise ValueError("result blob too short")
-        box_key = crypto_box_beforenm(bytes(blob[:32]), bytes(_requester_box_key(eth_private_key)))
+        box_key = crypto_box_beforenm(bytes(blob[:32]), secret)
         nonce = bytes(blob[32:56])
         length = len(blob) - 56
         pointer = ffi.from_buffer("unsigned char[]", blob, require_writable=True)
-        if lib.crypto_box_open_easy_afternm(pointer + 56, pointer + 56, length, nonce, box_key) != 0:
-            raise CryptoError("An error occurred trying to decrypt the message")
+        opened = lib.crypto_box_open_easy_afternm(pointer + 56, pointer + 56, length, nonce, box_key) == 0
         del pointer
-        plaintext = bytearray()
+    except (CryptoError, ValueError, TypeError):
+        opened = False
+    if not opened:
+        raise _undecryptable("the sealed box fails its authentication check: the result bytes are corrupted")
+    plaintext = bytearray()
+    try:
         _a85decode_into(memoryview(blob)[56 : 56 + length - 16], plaintext)
-        return plaintext
-    except (CryptoError, ValueError, TypeError) as exc:
-        raise _undecryptable(exc) from None
+    except ValueError:
+        raise _undecryptable("the opened box does not hold Ascii85 text: the enclave sealed damaged bytes") from None
+    return plaintext
 
 
 def open_result(blob_hex: str | bytes, eth_private_key: str) -> str:
@@ -257,13 +273,15 @@ def open_result(blob_hex: str | bytes, eth_private_key: str) -> str:
         decoder = HexDecoder()
         decoder.write(blob_hex.encode("ascii") if isinstance(blob_hex, str) else blob_hex)
         blob = decoder.finish()
-    except (ValueError, TypeError, UnicodeEncodeError) as exc:
-        raise _undecryptable(exc) from None
+    except TruncatedHexError as exc:
+        raise _undecryptable(str(exc)) from None
+    except (ValueError, TypeError):  # binascii.Error and UnicodeEncodeError are ValueErrors
+        raise _undecryptable("it is not hex text") from None
     plaintext = open_result_buffer(blob, eth_private_key)
     try:
         return plaintext.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _undecryptable(exc) from None
+    except UnicodeDecodeError:
+        raise _undecryptable("the decrypted result is not UTF-8 text") from None
 
 
 def seal_result(plaintext: str, requester_public_key: str) -> str:

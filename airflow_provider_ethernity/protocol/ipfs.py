@@ -1,7 +1,9 @@
 """A small client for the Kubo RPC API subset the protocol uses (add, cat, pin/add, version).
 
 Uploads use the official runner's parameters (CIDv1, raw leaves, 256 KiB chunks) so CIDs agree with it.
-An optional token is sent verbatim in the ``authorization`` header. Transient faults (connection errors,
+An optional token is sent verbatim in the ``authorization`` header; it is checked to be a legal header value
+first (:func:`~airflow_provider_ethernity.protocol.settings.check_ipfs_token`), so no HTTP library error can
+ever quote it. Transient faults (connection errors,
 timeouts, 502/503/504) are retried with backoff; 401/403 and other errors fail fast with a clear message.
 """
 
@@ -14,7 +16,7 @@ from typing import IO, Any, TypeVar
 
 import httpx
 
-from airflow_provider_ethernity.protocol.errors import ConfigurationError, StorageError, TransientError
+from airflow_provider_ethernity.protocol.errors import ConfigurationError, StorageError, TransientError, shown_url
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, TRANSIENT_HTTP_STATUS, RetryPolicy
 
 _S = TypeVar("_S")
@@ -26,7 +28,9 @@ def normalize_api_url(url: str) -> str:
     """``http://host:5001`` or ``http://host:5001/api/v0`` -> ``http://host:5001/api/v0``."""
     url = (url or "").strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"ipfs_api_url={url!r} is not an http(s) URL (example: http://127.0.0.1:5001/api/v0)")
+        raise ConfigurationError(
+            f"ipfs_api_url={shown_url(url)!r} is not an http(s) URL (example: http://127.0.0.1:5001/api/v0)"
+        )
     return url if url.endswith("/api/v0") else url + "/api/v0"
 
 
@@ -47,7 +51,18 @@ def _raise_for(response: httpx.Response, what: str) -> None:
 
 
 def _wrap_transport(exc: httpx.TransportError, api_url: str, what: str) -> TransientError:
-    return TransientError(f"IPFS API {api_url} unreachable during {what}: {type(exc).__name__}: {exc}")
+    """A transport fault as a TransientError. Only network faults (connect, read, write, pool, timeouts) say
+    more than their class: a protocol error's text may quote the request's headers, the token among them."""
+    detail = f": {exc}" if isinstance(exc, (httpx.NetworkError, httpx.TimeoutException)) else ""
+    return TransientError(f"IPFS API {shown_url(api_url)} unreachable during {what}: {type(exc).__name__}{detail}")
+
+
+def _auth_headers(token: str | None) -> dict[str, str]:
+    """The ``authorization`` header for ``token`` (stripped and validated; the error names ``ipfs_token``)."""
+    from airflow_provider_ethernity.protocol.settings import check_ipfs_token
+
+    checked = check_ipfs_token(token)
+    return {"authorization": checked} if checked else {}
 
 
 class IpfsClient:
@@ -57,7 +72,7 @@ class IpfsClient:
         self, api_url: str, token: str | None = None, timeout: float = 60.0, retry: RetryPolicy = DEFAULT_RETRY
     ) -> None:
         self.api_url = normalize_api_url(api_url)
-        self._headers = {"authorization": token} if token else {}
+        self._headers = _auth_headers(token)
         self._timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
         self._retry = retry
         self._client = httpx.Client(timeout=self._timeout, headers=self._headers)
@@ -140,7 +155,7 @@ class AsyncIpfsClient:
         self._retry = retry
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            headers={"authorization": token} if token else {},
+            headers=_auth_headers(token),
         )
 
     def __repr__(self) -> str:

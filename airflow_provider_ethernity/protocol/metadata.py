@@ -26,6 +26,20 @@ def new_challenge() -> str:
     return secrets.token_hex(CHALLENGE_LENGTH // 2)
 
 
+def derive_challenge(eth_private_key: str, salt: str) -> str:
+    """The client challenge of a submission: HMAC-SHA256 of a public salt under the wallet key, 20 hex
+    characters (the official runner's format).
+
+    The challenge is the secret that makes the result's signer check meaningful (a node that knows it could
+    sign a result without the enclave), so it never leaves the key holder: XCom and the task state hold only
+    the salt, and whoever holds the key re-derives the challenge.
+    """
+    import hmac
+
+    key = bytes.fromhex(eth_private_key.removeprefix("0x"))
+    return hmac.new(key, b"ethernity-challenge:" + salt.encode(), "sha256").hexdigest()[:CHALLENGE_LENGTH]
+
+
 def image_metadata(
     image_cid: str, trustedzone: str, compose_cid: str, challenge_cid: str, requester_public_key: str
 ) -> str:

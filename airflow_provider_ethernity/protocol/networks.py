@@ -35,6 +35,8 @@ class Network:
     poa: bool = False
     mainnet: bool = False
     explorer_url: str | None = None
+    #: Blocks an event must be deep before the triggers' watcher acts on it (reorg safety); 0 acts at once.
+    confirmations: int = 0
 
     @property
     def token_is_protocol(self) -> bool:
@@ -66,6 +68,7 @@ NETWORKS: dict[str, Network] = {
             _BLOXBERG_LEGACY,
             poa=True,
             explorer_url="https://blockexplorer.bloxberg.org",
+            confirmations=1,
         ),
         Network(
             "bloxberg_testnet_unsafe",
@@ -80,6 +83,7 @@ NETWORKS: dict[str, Network] = {
             _BLOXBERG_LEGACY,
             poa=True,
             explorer_url="https://blockexplorer.bloxberg.org",
+            confirmations=1,
         ),
         Network(
             "bloxberg_mainnet",
@@ -95,6 +99,7 @@ NETWORKS: dict[str, Network] = {
             poa=True,
             mainnet=True,
             explorer_url="https://blockexplorer.bloxberg.org",
+            confirmations=1,
         ),
         Network(
             "polygon_mainnet",
@@ -110,6 +115,7 @@ NETWORKS: dict[str, Network] = {
             poa=True,
             mainnet=True,
             explorer_url="https://polygonscan.com",
+            confirmations=5,
         ),
         Network(
             "polygon_amoy",
@@ -124,6 +130,7 @@ NETWORKS: dict[str, Network] = {
             GasPolicy(True, max_fee_per_gas_wei=64 * GWEI, max_priority_fee_per_gas_wei=32 * GWEI),
             poa=True,
             explorer_url="https://amoy.polygonscan.com",
+            confirmations=5,
         ),
         Network(
             "iotex_testnet",
@@ -137,6 +144,7 @@ NETWORKS: dict[str, Network] = {
             5,
             GasPolicy(True, max_fee_per_gas_wei=1500 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
             explorer_url="https://testnet.iotexscan.io",
+            confirmations=2,
         ),
         Network(
             "ethereum_sepolia",
@@ -150,6 +158,7 @@ NETWORKS: dict[str, Network] = {
             30,
             GasPolicy(True, max_fee_per_gas_wei=15 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
             explorer_url="https://sepolia.etherscan.io",
+            confirmations=3,
         ),
         Network(
             "ethereum_sepolia_unsafe",
@@ -163,6 +172,7 @@ NETWORKS: dict[str, Network] = {
             30,
             GasPolicy(True, max_fee_per_gas_wei=15 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
             explorer_url="https://sepolia.etherscan.io",
+            confirmations=3,
         ),
         Network(
             "litvm_liteforge",
@@ -175,6 +185,7 @@ NETWORKS: dict[str, Network] = {
             "ecld-pynithy-litvm-testnet",
             1,
             GasPolicy(True, max_fee_per_gas_wei=2 * GWEI, max_priority_fee_per_gas_wei=0),
+            confirmations=2,
         ),
         Network(
             "litvm_liteforge_unsafe",
@@ -187,6 +198,7 @@ NETWORKS: dict[str, Network] = {
             "ecld-pynithy-litvm-testnet-unsafe",
             1,
             GasPolicy(True, max_fee_per_gas_wei=2 * GWEI, max_priority_fee_per_gas_wei=0),
+            confirmations=2,
         ),
         # Local devnet: addresses, RPC and chain id come from the connection `ethernity-devnet up` writes.
         Network(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from airflow_provider_ethernity.protocol.errors import ResourceValidationError
+from airflow_provider_ethernity.protocol.errors import ResourceValidationError, shown
 
 UINT8_MAX = 2**8 - 1
 UINT16_MAX = 2**16 - 1
@@ -22,22 +23,44 @@ RESOURCE_FIELDS: dict[str, tuple[str, int, str]] = {
     "validators": ("uint8", UINT8_MAX, "number of validators (instances)"),
 }
 
+_DIGITS = re.compile(r"[0-9]+")
 _ALIASES = {"task_price": "taskPrice", "taskprice": "taskPrice", "instances": "validators", "mem": "memory"}
 
 
 def _as_int(field: str, value: Any, upper: int) -> int:
+    """``value`` as an int in 1..upper. Accepted: an int, an integral float (``2.0``) and a string of ASCII
+    digits (``"2"``, as a templated or UI value arrives). Refused: bools, fractions, other digits (``"²"``)."""
     allowed = f"an integer from 1 to {upper}"
     if isinstance(value, bool):
         raise ResourceValidationError(field, value, allowed)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int):
+    number: int | None = None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        number = int(value.strip())
+    if number is None or not 1 <= number <= upper:
         raise ResourceValidationError(field, value, allowed)
-    if not 1 <= value <= upper:
-        raise ResourceValidationError(field, value, allowed)
-    return value
+    return number
+
+
+def _canonical(key: object) -> str | None:
+    """The resource field a key names (a field name as is, or a known alias, case-insensitively)."""
+    text = str(key)
+    return text if text in RESOURCE_FIELDS else _ALIASES.get(text.lower())
+
+
+def _duplicate(name: str, first_key: str, first: Any, key: str, item: Any) -> ResourceValidationError:
+    return ResourceValidationError(
+        name,
+        item,
+        "one key per field",
+        message=(
+            f"resources.{first_key}={shown(first)} and resources.{key}={shown(item)} both set {name}: "
+            f"allowed one key per field (give {name} once)"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -61,7 +84,8 @@ class Resources:
     def from_value(cls, value: Resources | Mapping[str, Any] | None) -> Resources:
         """Build from a mapping (camelCase as in the official runner, or snake_case); None gives defaults.
 
-        Unknown keys are refused with the list of allowed ones.
+        Unknown keys are refused with the list of allowed ones; a field given twice (``taskPrice`` and
+        ``task_price``) is refused naming both keys.
         """
         if value is None:
             return cls()
@@ -70,11 +94,14 @@ class Resources:
         if not isinstance(value, Mapping):
             raise ResourceValidationError("<root>", value, f"a mapping with keys {', '.join(RESOURCE_FIELDS)}")
         clean: dict[str, Any] = {}
+        given_as: dict[str, str] = {}
         for key, item in value.items():
-            name = key if key in RESOURCE_FIELDS else _ALIASES.get(str(key).lower())
+            name = _canonical(key)
             if name is None:
                 raise ResourceValidationError(str(key), item, f"keys {', '.join(RESOURCE_FIELDS)}")
-            clean[name] = item
+            if name in clean:  # an alias and its canonical key (or two aliases): never let the last one win
+                raise _duplicate(name, given_as[name], clean[name], str(key), item)
+            clean[name], given_as[name] = item, str(key)
         return cls(**clean)
 
     def as_dict(self) -> dict[str, int]:

@@ -13,8 +13,19 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from airflow_provider_ethernity.protocol.crypto import challenge_wallet_address, sha256_hex
-from airflow_provider_ethernity.protocol.errors import ResultVerificationError
+from airflow_provider_ethernity.protocol.crypto import (
+    HexDecoder,
+    TruncatedHexError,
+    challenge_wallet_address,
+    open_result_buffer,
+    sha256_hex,
+)
+from airflow_provider_ethernity.protocol.errors import (
+    ResultCorruptedError,
+    ResultDecryptionError,
+    ResultReplayError,
+    ResultVerificationError,
+)
 from airflow_provider_ethernity.protocol.task_codes import SUCCESS, task_code_name
 
 ADD_RESULT_SELECTOR = bytes.fromhex("14e9f384")  # _addResultToOrder(uint256,string)
@@ -103,14 +114,14 @@ def decode_result_transaction(tx_bytes: bytes) -> ResultTransaction:
 def verify_binding(tx: ResultTransaction, order_id: int, protocol_address: str, chain_id: int) -> None:
     """The signed result must be for this order, this protocol contract and this chain (0 = pre-EIP-155)."""
     if tx.order_id != int(order_id):
-        raise ResultVerificationError(f"order {order_id}: the result transaction is for order {tx.order_id}")
+        raise ResultReplayError(f"order {order_id}: the result transaction is for order {tx.order_id}")
     if (tx.to or "").lower() != protocol_address.lower():
-        raise ResultVerificationError(
+        raise ResultReplayError(
             f"order {order_id}: the result transaction is addressed to {tx.to or 'no contract'}, "
             f"not the protocol contract {protocol_address}"
         )
     if tx.chain_id not in (0, int(chain_id)):
-        raise ResultVerificationError(
+        raise ResultReplayError(
             f"order {order_id}: the result transaction is signed for chain {tx.chain_id}, not {chain_id}"
         )
 
@@ -130,6 +141,33 @@ def verify_checksum(tx: ResultTransaction, order_id: int, plaintext: str) -> Non
         raise ResultVerificationError(
             f"order {order_id}: the result checksum {actual} does not match the signed checksum {tx.checksum}"
         )
+
+
+def open_order_result(decoder: HexDecoder, eth_private_key: str, order_id: int, result_cid: str) -> str:
+    """The plaintext of an order's result, from the :class:`HexDecoder` its IPFS content was streamed into.
+
+    Truncated hex, a box that does not open, bad Ascii85 or UTF-8 raise :class:`ResultCorruptedError` (a
+    :class:`ResultVerificationError`) naming the order and the CID, and what is wrong with the bytes: never
+    the wallet key. The ciphertext buffer is released before the plaintext is decoded (the decoder is
+    emptied), so a large result is held about twice, not three times.
+    """
+    where = f"order {order_id}: the result {result_cid}"
+    try:
+        blob = decoder.finish()
+    except TruncatedHexError:
+        raise ResultCorruptedError(
+            f"{where} is truncated: its hex text ends with an odd number of digits (the node stored it cut short)"
+        ) from None
+    decoder.buffer = bytearray()  # the decoder no longer holds the ciphertext: ``blob`` is the one reference
+    try:
+        opened = open_result_buffer(blob, eth_private_key)
+    except ResultDecryptionError as exc:
+        raise ResultCorruptedError(f"{where} is corrupted: {exc}") from None
+    del blob
+    try:
+        return opened.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ResultCorruptedError(f"{where} is corrupted: the decrypted result is not UTF-8 text") from None
 
 
 @dataclass

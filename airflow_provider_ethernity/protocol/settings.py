@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_ethernity.protocol.errors import ConfigurationError
+from airflow_provider_ethernity.protocol.errors import ConfigurationError, shown, shown_url
 from airflow_provider_ethernity.protocol.ipfs import normalize_api_url
 from airflow_provider_ethernity.protocol.networks import Network, get_network
 
@@ -14,13 +15,14 @@ _KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
-def _check_address(name: str, value: str | None, required: bool) -> str | None:
+def _check_address(name: str, value: object, required: bool) -> str | None:
+    value = _text_field(name, value)
     if not value:
         if required:
             raise ConfigurationError(f"{name} is required for this network (a 0x-prefixed 20-byte hex address)")
         return None
     if not _ADDRESS.fullmatch(value.strip()):
-        raise ConfigurationError(f"{name}={value!r} is not a 0x-prefixed 20-byte hex address")
+        raise ConfigurationError(f"{name}={shown(value)} is not a 0x-prefixed 20-byte hex address")
     from eth_utils import to_checksum_address
 
     return to_checksum_address(value.strip())
@@ -30,20 +32,133 @@ def _check_address(name: str, value: str | None, required: bool) -> str | None:
 #: (AES-GCM, hex, base64), and a sealed artefact may be at most 256 MiB (``client.MAX_ARTEFACT_BYTES``).
 DEFAULT_MAX_INPUT_MB = 90
 MAX_INPUT_MB_LIMIT = 90
+#: Bounds of ``rpc_timeout`` and ``ipfs_timeout`` (seconds per request).
+DEFAULT_RPC_TIMEOUT = 30.0
+DEFAULT_IPFS_TIMEOUT = 60.0
+MAX_TIMEOUT_SECONDS = 3600.0
+#: Largest chain id EIP-2294 allows.
+MAX_CHAIN_ID = 2**63 - 1 - 36
+
+_INTEGER = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 
 
-def _max_input_bytes(value: int | str | None) -> int:
-    if value in (None, ""):
-        return DEFAULT_MAX_INPUT_MB * 1024**2
-    try:
-        megabytes = int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        megabytes = 0
-    if isinstance(value, bool) or not 1 <= megabytes <= MAX_INPUT_MB_LIMIT:
+def _unset(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _strict_int(value: object) -> int | None:
+    """An int, an integral float or a string of ASCII digits as an int; None for anything else (bools too)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def _strict_float(value: object) -> float | None:
+    """A finite int/float or an ASCII decimal string as a float; None for anything else (bools, NaN, "fast")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        number = float(value.strip())
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _chain_id(value: object) -> int | None:
+    if _unset(value):
+        return None
+    number = _strict_int(value)
+    if number is None or not 1 <= number <= MAX_CHAIN_ID:
         raise ConfigurationError(
-            f"max_input_mb={value!r} is invalid: allowed an integer from 1 to {MAX_INPUT_MB_LIMIT}"
+            f"chain_id={shown(value)} is invalid: allowed a positive integer (1 to {MAX_CHAIN_ID}, EIP-2294)"
+        )
+    return number
+
+
+def _timeout(name: str, value: object, default: float) -> float:
+    if _unset(value):
+        return default
+    number = _strict_float(value)
+    if number is None or not 0 < number <= MAX_TIMEOUT_SECONDS:
+        raise ConfigurationError(
+            f"{name}={shown(value)} is invalid: allowed a number of seconds greater than 0 and at most "
+            f"{MAX_TIMEOUT_SECONDS:g} (default {default:g})"
+        )
+    return number
+
+
+def _max_input_bytes(value: object) -> int:
+    if _unset(value):
+        return DEFAULT_MAX_INPUT_MB * 1024**2
+    megabytes = _strict_int(value)
+    if megabytes is None or not 1 <= megabytes <= MAX_INPUT_MB_LIMIT:
+        raise ConfigurationError(
+            f"max_input_mb={shown(value)} is invalid: allowed an integer from 1 to {MAX_INPUT_MB_LIMIT}"
         )
     return megabytes * 1024**2
+
+
+def _text_field(name: str, value: object) -> str | None:
+    """A connection text field stripped of surrounding whitespace (a pasted newline); None when empty."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name} must be a string, got {type(value).__name__}")
+    return value.strip() or None
+
+
+def _header_problem(value: str) -> str | None:
+    """Why ``value`` is not a legal HTTP header value (RFC 9110 field-value: visible ASCII, with spaces or tabs
+    inside), naming the position and the kind of character but never the character itself; None if legal."""
+    for index, char in enumerate(value):
+        if char in " \t" and 0 < index < len(value) - 1:
+            continue
+        if "\x21" <= char <= "\x7e":
+            continue
+        if char in " \t":
+            kind = "leading or trailing whitespace"
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            kind = "a control character (a pasted newline?)"
+        else:
+            kind = "a non-ASCII character"
+        return f"character {index + 1} of {len(value)} is {kind}"
+    return None
+
+
+def check_ipfs_token(value: object) -> str | None:
+    """The IPFS token stripped of surrounding whitespace and checked to be a legal HTTP header value.
+
+    Raises :class:`ConfigurationError` naming ``ipfs_token``; the message never contains the token (nor any
+    character of it): only its length and the position of the first illegal character.
+    """
+    token = _text_field("ipfs_token", value)
+    if token is None:
+        return None
+    problem = _header_problem(token)
+    if problem:
+        raise ConfigurationError(
+            f"ipfs_token is not a legal HTTP header value: {problem}; allowed visible ASCII characters, "
+            "with spaces or tabs only inside (the token is sent as the Authorization header)"
+        )
+    return token
+
+
+def _http_url(name: str, value: object) -> str | None:
+    url = _text_field(name, value)
+    if url is None:
+        return None
+    if not url.startswith(("http://", "https://")) or any(c.isspace() or not c.isprintable() for c in url):
+        raise ConfigurationError(f"{name}={shown_url(url)!r} is not an http(s) URL")
+    return url
 
 
 @dataclass(frozen=True)
@@ -56,8 +171,8 @@ class ClientSettings:
     ipfs_api_url: str | None = None
     ipfs_token: str | None = field(default=None, repr=False)
     trustedzone: str | None = None
-    rpc_timeout: float = 30.0
-    ipfs_timeout: float = 60.0
+    rpc_timeout: float = DEFAULT_RPC_TIMEOUT
+    ipfs_timeout: float = DEFAULT_IPFS_TIMEOUT
     #: Largest input dataset accepted (bytes of UTF-8); the enclave reads the whole dataset into memory.
     max_input_bytes: int = DEFAULT_MAX_INPUT_MB * 1024**2
 
@@ -75,47 +190,54 @@ class ClientSettings:
         token_address: str | None = None,
         image_registry_address: str | None = None,
         chain_id: int | str | None = None,
-        rpc_timeout: float | None = None,
-        ipfs_timeout: float | None = None,
+        rpc_timeout: float | str | None = None,
+        ipfs_timeout: float | str | None = None,
         max_input_mb: int | str | None = None,
         **_ignored: Any,
     ) -> ClientSettings:
-        """Resolve a network name and overrides into validated settings; raises ConfigurationError."""
+        """Resolve a network name and overrides into validated settings; raises ConfigurationError.
+
+        Every field is checked strictly and named in its error: text fields are stripped (a pasted newline),
+        ``chain_id`` is a positive integer, the timeouts positive numbers of seconds, ``ipfs_token`` a legal
+        header value. No message repeats the key or the token, nor more of a URL than its scheme and host.
+        """
         base = get_network(network)
         custom = base.name in ("devnet", "custom")
-        if chain_id not in (None, ""):
-            try:
-                chain_id = int(chain_id)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ConfigurationError(f"chain_id={chain_id!r} is not an integer") from None
+        chain = _chain_id(chain_id)
         protocol = _check_address("protocol_address", protocol_address, custom)
         # Without a separate token (bloxberg style) the protocol contract is the token.
         token = _check_address("token_address", token_address, False) or (protocol if custom else None)
         resolved = base.with_overrides(
-            rpc_url=rpc_url,
+            rpc_url=_http_url("rpc_url", rpc_url),
             protocol_address=protocol,
             token_address=token,
             image_registry_address=_check_address("image_registry_address", image_registry_address, custom),
-            trustedzone=trustedzone,
-            chain_id=chain_id,
+            trustedzone=_text_field("trustedzone", trustedzone),
+            chain_id=chain,
         )
         if not resolved.rpc_url:
             raise ConfigurationError(f"rpc_url is required for network {base.name!r}")
-        if not resolved.rpc_url.startswith(("http://", "https://")):
-            raise ConfigurationError(f"rpc_url={resolved.rpc_url!r} is not an http(s) URL")
-        if private_key is not None and private_key != "" and not _KEY.fullmatch(private_key.strip()):
+        _http_url("rpc_url", resolved.rpc_url)
+        key = _text_field("private key (connection password)", private_key)
+        if key is not None and not _KEY.fullmatch(key):
             raise ConfigurationError(
                 "the wallet private key (connection password) is malformed: expected 64 hex characters, "
                 "optionally 0x-prefixed"
             )
+        ipfs_url = _http_url("ipfs_api_url", ipfs_api_url)
         return cls(
             max_input_bytes=_max_input_bytes(max_input_mb),
             network=resolved,
             rpc_url=resolved.rpc_url,
-            private_key=(private_key or "").strip() or None,
-            ipfs_api_url=normalize_api_url(ipfs_api_url) if ipfs_api_url else None,
-            ipfs_token=ipfs_token or None,
-            trustedzone=trustedzone or resolved.trustedzone,
-            rpc_timeout=float(rpc_timeout or 30.0),
-            ipfs_timeout=float(ipfs_timeout or 60.0),
+            private_key=key,
+            ipfs_api_url=normalize_api_url(ipfs_url) if ipfs_url else None,
+            ipfs_token=check_ipfs_token(ipfs_token),
+            trustedzone=resolved.trustedzone,
+            rpc_timeout=_timeout("rpc_timeout", rpc_timeout, DEFAULT_RPC_TIMEOUT),
+            ipfs_timeout=_timeout("ipfs_timeout", ipfs_timeout, DEFAULT_IPFS_TIMEOUT),
         )
+
+    @property
+    def rpc_url_shown(self) -> str:
+        """``rpc_url`` as error messages and logs may show it (scheme, host and port: no key in a path)."""
+        return shown_url(self.rpc_url)

@@ -4,28 +4,35 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
-from airflow_provider_ethernity.protocol.errors import TaskFailedError
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+class _Challenge(NamedTuple):
+    salt: str | None
+    challenge: str | None
 
 
 class EthernityTaskSensor(BaseSensorOperator):
     """Wait until an order's task completed (the order closed on chain), then return its result value.
 
     Typically downstream of ``EthernityRunTaskOperator(wait_for_completion=False)``: pass
-    ``submit_task_id`` and the sensor pulls ``order_id``, ``challenge`` and ``from_block`` from that task's
-    XCom, or pass them (templated) yourself. The result is fetched, verified (order, contract, chain, enclave
-    signer, checksum) and decrypted with the connection's key; only the value reaches XCom.
+    ``submit_task_id`` and the sensor pulls ``order_id``, ``challenge_salt`` and ``from_block`` from that
+    task's XCom, or pass them (templated) yourself. The result is fetched, verified (order, contract, chain,
+    enclave signer, checksum) and decrypted with the connection's key; only the value reaches XCom. The
+    challenge the signer check needs is re-derived from the wallet key and the public salt: it is in no XCom.
 
     :param order_id: the order to wait for (templated).
-    :param challenge: the client challenge of the submission (templated; needed to verify the signer).
+    :param challenge_salt: the submission's public challenge salt (templated).
+    :param challenge: the client challenge itself, for a submission made outside this provider (templated).
     :param from_block: block to look for the close event from (templated; default: the submission's, or 0).
     :param submit_task_id: task id of the submitting operator to pull the three values above from.
     :param ethernity_conn_id: the ``ethernity`` connection.
@@ -36,13 +43,14 @@ class EthernityTaskSensor(BaseSensorOperator):
     A failed task code fails the sensor with the code name and the enclave's error text.
     """
 
-    template_fields: Sequence[str] = ("order_id", "challenge", "from_block")
+    template_fields: Sequence[str] = ("order_id", "challenge_salt", "challenge", "from_block")
     ui_color = "#e8f1ff"
 
     def __init__(
         self,
         *,
         order_id: int | str | None = None,
+        challenge_salt: str | None = None,
         challenge: str | None = None,
         from_block: int | str | None = None,
         submit_task_id: str | None = None,
@@ -56,6 +64,7 @@ class EthernityTaskSensor(BaseSensorOperator):
         if order_id is None and submit_task_id is None:
             raise ValueError("order_id or submit_task_id is required")
         self.order_id = order_id
+        self.challenge_salt = challenge_salt
         self.challenge = challenge
         self.from_block = from_block
         self.submit_task_id = submit_task_id
@@ -63,20 +72,18 @@ class EthernityTaskSensor(BaseSensorOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
 
-    @property
+    @cached_property
     def hook(self) -> EthernityHook:
-        if not hasattr(self, "_hook"):
-            self._hook = EthernityHook(self.ethernity_conn_id)
-        return self._hook
+        return EthernityHook(self.ethernity_conn_id)
 
-    def _resolve(self, context: Context) -> tuple[int, str, int]:
-        order_id, challenge, from_block = self.order_id, self.challenge, self.from_block
+    def _resolve(self, context: Context) -> tuple[int, _Challenge, int]:
+        order_id, salt, challenge, from_block = self.order_id, self.challenge_salt, self.challenge, self.from_block
         if self.submit_task_id:
             ti = context["ti"]
-            order_id = (
-                order_id if order_id not in (None, "", "None") else ti.xcom_pull(self.submit_task_id, key="order_id")
-            )
-            challenge = challenge or ti.xcom_pull(self.submit_task_id, key="challenge")
+            if order_id in (None, "", "None"):
+                order_id = ti.xcom_pull(self.submit_task_id, key="order_id")
+            if not salt and not challenge:
+                salt = ti.xcom_pull(self.submit_task_id, key="challenge_salt")
             if from_block in (None, "", "None"):
                 from_block = ti.xcom_pull(self.submit_task_id, key="from_block")
         try:
@@ -85,15 +92,19 @@ class EthernityTaskSensor(BaseSensorOperator):
             raise ValueError(f"order_id={order_id!r} is not an order number (a non-negative integer)") from None
         if order < 0:
             raise ValueError(f"order_id={order} is not an order number (a non-negative integer)")
-        if not challenge:
-            raise ValueError("challenge is missing: pass it or submit_task_id of the submitting operator")
-        return order, str(challenge), int(from_block or 0)
+        if not salt and not challenge:
+            raise ValueError("challenge_salt is missing: pass it, or submit_task_id of the submitting operator")
+        return (
+            order,
+            _Challenge(str(salt) if salt else None, str(challenge) if challenge else None),
+            int(from_block or 0),
+        )
 
     def execute(self, context: Context) -> Any:
         order_id, challenge, from_block = self._resolve(context)
         if not self.deferrable:
             return super().execute(context)
-        if self.hook.client.is_order_closed(order_id, from_block):
+        if self.hook.is_order_closed(order_id, from_block):
             return self._result(order_id, challenge)
         from airflow_provider_ethernity.triggers.ethernity import EthernityTaskCompletedTrigger
 
@@ -110,14 +121,16 @@ class EthernityTaskSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         order_id, challenge, from_block = self._resolve(context)
-        if not self.hook.client.is_order_closed(order_id, from_block):
+        if not self.hook.is_order_closed(order_id, from_block):
             self.log.info("Order %s: not completed yet", order_id)
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._result(order_id, challenge))
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resumed from :class:`EthernityTaskCompletedTrigger`."""
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
+        """Resumed from :class:`EthernityTaskCompletedTrigger` (the event is all it needs besides XCom)."""
         order_id, challenge, _ = self._resolve(context)
+        if not isinstance(event, dict) or event.get("status") not in ("completed", "timeout"):
+            raise ValueError(f"the Ethernity trigger event is missing or malformed: {event!r}")
         if event.get("status") != "completed":
             order = self.hook.get_order(order_id)
             message = f"order {order_id} did not complete before the sensor's timeout (status {order.status_name})"
@@ -126,9 +139,11 @@ class EthernityTaskSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(message)
         return self._result(order_id, challenge)
 
-    def _result(self, order_id: int, challenge: str) -> Any:
-        result = self.hook.get_result(order_id, challenge)
+    def _result(self, order_id: int, challenge: _Challenge) -> Any:
+        from airflow_provider_ethernity.operators.ethernity import EthernityTaskFailed
+
+        result = self.hook.get_result(order_id, challenge.challenge, challenge_salt=challenge.salt)
         if not result.success:
-            raise TaskFailedError(order_id, result.task_code, result.task_code_name, result.text)
+            raise EthernityTaskFailed(order_id, result.task_code, result.task_code_name, result.text)
         self.log.info("Result of order %s verified and decrypted: %s", order_id, result.task_code_name)
         return result.value

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -50,17 +53,7 @@ class _EthernityWaitTrigger(BaseTrigger):
         }
 
     async def _watcher(self) -> Any:
-        from airflow_provider_ethernity.protocol.async_client import AsyncChainReader
-        from airflow_provider_ethernity.protocol.watcher import get_watcher
-
-        settings = await EthernityHook.aget_reader_settings(self.ethernity_conn_id)
-        rpc_url, address = settings.rpc_url, settings.network.protocol_address or ""
-        return get_watcher(
-            rpc_url,
-            address,
-            lambda: AsyncChainReader(rpc_url, address, poa=settings.network.poa),
-            self.poll_interval,
-        )
+        return await EthernityHook.aget_watcher(self.ethernity_conn_id, self.poll_interval)
 
     def _seconds_left(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.time())
@@ -78,8 +71,8 @@ class _EthernityWaitTrigger(BaseTrigger):
             return
         from asgiref.sync import sync_to_async
 
-        hook = EthernityHook(self.ethernity_conn_id)
-        tx = await sync_to_async(hook.cancel_task)(self.do_request_id)
+        hook = await EthernityHook.afor_connection(self.ethernity_conn_id)
+        tx = await sync_to_async(hook.cancel_task, thread_sensitive=False)(self.do_request_id)
         if tx:
             self.log.info("Cancelled DO request %s on kill (tx %s)", self.do_request_id, tx)
 
@@ -128,3 +121,155 @@ class EthernityTaskCompletedTrigger(_EthernityWaitTrigger):
             yield TriggerEvent({"status": "completed", "order_id": self.order_id, "block": block})
         else:
             yield TriggerEvent({"status": "timeout", "order_id": self.order_id})
+
+
+class TaskEventStatus(str, Enum):
+    """Statuses of :class:`EthernityTaskTrigger` events (they cross the deferral boundary as strings)."""
+
+    COMPLETED = "completed"  # the order closed: fetch the result
+    APPROVED = "approved"  # the order is approved (``wait_for_completion=False``)
+    CANCELLED = "cancelled"  # no node took the request in time: it was cancelled, the escrow returned
+    TIMEOUT = "timeout"  # the order did not close within the completion timeout
+    ERROR = "error"  # the trigger could not go on (approval refused, order cancelled, ...)
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """A validated :class:`EthernityTaskTrigger` event."""
+
+    status: TaskEventStatus
+    do_request_id: int
+    order_id: int | None = None
+    approval_tx: str | None = None
+    message: str = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "do_request_id": self.do_request_id,
+            "order_id": self.order_id,
+            "approval_tx": self.approval_tx,
+            "message": self.message,
+        }
+
+
+def validate_event(event: Any) -> TaskEvent:
+    """Check a resumed task's event (as dbt Cloud's ``validate_execute_complete_event``): a missing or
+    malformed event is an error naming what was received, never a silent branch."""
+    if not isinstance(event, dict):
+        raise ValueError(f"the Ethernity trigger event is missing or not a dict: {event!r}")
+    try:
+        status = TaskEventStatus(event.get("status"))
+        order_id = event.get("order_id")
+        return TaskEvent(
+            status=status,
+            do_request_id=int(event["do_request_id"]),
+            order_id=None if order_id is None else int(order_id),
+            approval_tx=event.get("approval_tx"),
+            message=str(event.get("message") or ""),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"the Ethernity trigger event is malformed ({exc}): {event!r}") from None
+
+
+#: Threads for the triggerer's spending calls (approvals, cancellations): each waits for its receipt, so
+#: many tasks approving at once must not queue behind one thread.
+_SPEND_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ethernity-spend")
+
+
+class EthernityTaskTrigger(_EthernityWaitTrigger):
+    """The whole wait of one submitted task, in the triggerer: order placed -> approval -> TASK_COMPLETED.
+
+    It approves the order itself (through the hook, with the connection's wallet, under the wallet lock and
+    the idempotent transaction layer) as soon as the order is seen, so the approval lands within the node's
+    window whatever Airflow's resume latency. At ``order_deadline`` it cancels the request (escrow back) or,
+    when a node booked it at the edge, carries on with that order. A restarted triggerer re-runs it from its
+    serialized kwargs: finding the order again, approving is idempotent.
+
+    Events (see :class:`TaskEventStatus`): completed, approved (``wait_for_completion=False``), cancelled,
+    timeout, error.
+    """
+
+    def __init__(
+        self,
+        *,
+        do_request_id: int,
+        order_deadline: float,
+        completion_timeout: float,
+        approve: bool = True,
+        wait_for_completion: bool = True,
+        order_id: int | None = None,
+        order_count_anchor: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("cancel_on_kill", order_id is None)
+        super().__init__(do_request_id=do_request_id, **kwargs)
+        self.order_deadline = float(order_deadline)
+        self.completion_timeout = float(completion_timeout)
+        self.approve = bool(approve)
+        self.wait_for_completion = bool(wait_for_completion)
+        self.order_id = None if order_id is None else int(order_id)
+        self.order_count_anchor = None if order_count_anchor is None else int(order_count_anchor)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__qualname__}", {
+            **self._base_kwargs(),
+            "order_deadline": self.order_deadline,
+            "completion_timeout": self.completion_timeout,
+            "approve": self.approve,
+            "wait_for_completion": self.wait_for_completion,
+            "order_id": self.order_id,
+            "order_count_anchor": self.order_count_anchor,
+        }
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(_SPEND_THREADS, fn, *args)
+
+    def _event(self, status: TaskEventStatus, **values: Any) -> TriggerEvent:
+        assert self.do_request_id is not None
+        return TriggerEvent(TaskEvent(status, self.do_request_id, **values).to_payload())
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        assert self.do_request_id is not None
+        watcher = await self._watcher()
+        hook = await EthernityHook.afor_connection(self.ethernity_conn_id)
+        order_id = self.order_id
+        if order_id is None:
+            self.log.info("Waiting for a node to place an order for DO request %s", self.do_request_id)
+            timeout = max(0.0, self.order_deadline - time.time())
+            try:
+                order_id = await asyncio.wait_for(
+                    watcher.wait_order_placed(self.do_request_id, self.from_block), timeout=timeout
+                )
+            except asyncio.TimeoutError:
+                try:
+                    order_id = await self._in_thread(
+                        hook.settle_unplaced_request, self.do_request_id, self.from_block, self.order_count_anchor
+                    )
+                except Exception as exc:
+                    yield self._event(TaskEventStatus.ERROR, message=_brief(exc))
+                    return
+                if order_id is None:
+                    yield self._event(TaskEventStatus.CANCELLED)
+                    return
+        approval_tx = None
+        if self.approve:
+            try:
+                approval_tx = await self._in_thread(hook.approve_order, order_id)
+            except Exception as exc:
+                yield self._event(TaskEventStatus.ERROR, order_id=order_id, message=f"approval failed: {_brief(exc)}")
+                return
+        if not self.wait_for_completion:
+            yield self._event(TaskEventStatus.APPROVED, order_id=order_id, approval_tx=approval_tx)
+            return
+        self.log.info("Waiting for TASK_COMPLETED of order %s", order_id)
+        try:
+            await asyncio.wait_for(watcher.wait_order_closed(order_id, self.from_block), self.completion_timeout)
+        except asyncio.TimeoutError:
+            yield self._event(TaskEventStatus.TIMEOUT, order_id=order_id, approval_tx=approval_tx)
+            return
+        yield self._event(TaskEventStatus.COMPLETED, order_id=order_id, approval_tx=approval_tx)
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]

@@ -71,3 +71,17 @@ class Ledger:
 
     def tokens_spent(self) -> float:
         return (self.tokens - self.client.token_balance()) / 10**18
+
+    def unsettled(self) -> list:
+        """This ledger's DO requests whose escrow is neither paid to a node (order closed) nor returned."""
+        from airflow_provider_ethernity.protocol.reclaim import reclaim
+
+        report = reclaim(self.client, dry_run=True)
+        return [e for e in report.entries if e.do_request_id >= self.requests]
+
+    def assert_paid_once(self, tasks: int, price: int) -> None:
+        """The money invariant: one DO request per task instance, the balance down by exactly the prices,
+        no order left OPEN and no request left AVAILABLE or BOOKED without a closed order."""
+        assert self.requests_placed() == tasks, f"{self.requests_placed()} DO requests for {tasks} task(s)"
+        assert self.tokens_spent() == tasks * price, f"{self.tokens_spent()} tokens spent for {tasks} x {price}"
+        assert self.unsettled() == [], f"unsettled escrow: {self.unsettled()}"

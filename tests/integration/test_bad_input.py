@@ -19,6 +19,8 @@ from tests.integration.deferral import do_requests_count, wallet_nonce
 pytestmark = pytest.mark.integration
 HELLO = '___etny_result___("Hello, Python World!")'
 NOT_A_NODE = "0x000000000000000000000000000000000000dEaD"
+#: Stands for the URL of the ``html_rpc`` server (an HTML page with status 200), known only when it runs.
+HTML_RPC = "<html_rpc>"
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Case:
     extra: dict[str, Any] = field(default_factory=dict)  # connection extra overrides
     password: str | None = None
     render_in: str | None = None  # a template_searchpath: render the operator's templates first
+    secret: str | None = None  # a secret besides the wallet key that the message must not contain
 
 
 CASES = [
@@ -72,6 +75,35 @@ CASES = [
          operator={"max_resubmits": 11}),
     Case("timeout not positive", r"order_wait_timeout=0 is invalid: allowed a positive number of seconds",
          operator={"order_wait_timeout": 0}),
+    # issue 11, items 6, 8 and 9
+    Case("resource alias and canonical key both given",
+         r"resources\.taskPrice=2 and resources\.task_price=200 both set taskPrice: allowed one key per field",
+         operator={"resources": {"taskPrice": 2, "task_price": 200}}),
+    Case("resource digit outside ASCII", r"resources\.cpu='²' is invalid: allowed an integer from 1 to 255",
+         operator={"resources": {"cpu": "²"}}),
+    Case("resource with a fraction", r"resources\.memory=1\.5 is invalid: allowed an integer from 1 to 255",
+         operator={"resources": {"memory": 1.5}}),
+    Case("rpc_timeout not a number", r"rpc_timeout='fast' is invalid: allowed a number of seconds greater than 0",
+         extra={"rpc_timeout": "fast"}),
+    Case("rpc_timeout negative", r"rpc_timeout=-5 is invalid: allowed .* at most 3600", extra={"rpc_timeout": -5}),
+    Case("ipfs_timeout not a number", r"ipfs_timeout='slow' is invalid: allowed a number of seconds",
+         extra={"ipfs_timeout": "slow"}),
+    Case("max_input_mb with a fraction", r"max_input_mb=1\.5 is invalid: allowed an integer from 1 to 90",
+         extra={"max_input_mb": 1.5}),
+    Case("chain_id true", r"chain_id=True is invalid: allowed a positive integer", extra={"chain_id": True}),
+    Case("chain_id with a fraction", r"chain_id=31337\.5 is invalid: allowed a positive integer",
+         extra={"chain_id": 31337.5}),
+    Case("ipfs_token with a newline inside", r"ipfs_token is not a legal HTTP header value: character 10 of 16",
+         extra={"ipfs_token": "tok-4711-\nX-Evil"}, secret="tok-4711-"),
+    Case("RPC answering an HTML page", r"rpc_url='http://127\.0\.0\.1:\d+/…' did not answer JSON-RPC",
+         extra={"rpc_url": HTML_RPC}, secret="rpc-api-key"),
+    Case("code as bytes", r"code must be a str, got bytes", operator={"code": HELLO.encode()},),
+    Case("code with a lone surrogate", r"code is not valid Unicode text: a lone surrogate U\+D800 at character 41",
+         operator={"code": HELLO[:-1] + "\ud800)"}),
+    Case("input with a lone surrogate", r"input_data is not valid Unicode text: a lone surrogate U\+DC80 at char",
+         operator={"input_data": "rows\udc80"}, secret="rows"),
+    Case("input an empty string", r"input_data is an empty string: .* allowed None for no input",
+         operator={"input_data": ""}),
 ]  # fmt: skip
 
 
@@ -89,12 +121,13 @@ def _build_and_run(case: Case, tmp_path: Any) -> None:
     operator.execute(context)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.kind for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.kind) for c in CASES])
 def test_bad_input_is_refused_naming_the_field_before_any_transaction(
-    case: Case, devnet, devnet_conn, monkeypatch, tmp_path
+    case: Case, devnet, devnet_conn, monkeypatch, tmp_path, html_rpc
 ) -> None:
     if case.extra or case.password is not None:
-        set_conn(monkeypatch, "bad_input", devnet_conn, password=case.password, **case.extra)
+        extra = {k: html_rpc if v == HTML_RPC else v for k, v in case.extra.items()}
+        set_conn(monkeypatch, "bad_input", devnet_conn, password=case.password, **extra)
         case.operator.setdefault("ethernity_conn_id", "bad_input")
     nonce, requests = wallet_nonce(), do_requests_count()
 
@@ -104,5 +137,6 @@ def test_bad_input_is_refused_naming_the_field_before_any_transaction(
     message = str(refused.value)
     assert re.search(case.match, message), f"{case.kind}: {type(refused.value).__name__}: {message}"
     assert devnet_conn["password"][2:] not in message
+    assert case.secret is None or case.secret not in message, "a secret is in the message"
     assert wallet_nonce() == nonce, "a transaction was sent"
     assert do_requests_count() == requests, "a DO request was placed"

@@ -8,14 +8,18 @@ import logging
 import re
 
 import pytest
-from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_ethernity.devnet.node_agent import TAMPER_KINDS
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
-from airflow_provider_ethernity.protocol.errors import OperatorFaultError, StorageError
+from airflow_provider_ethernity.protocol.errors import (
+    CompletionTimeoutError,
+    OperatorFaultError,
+    ResultReplayError,
+    StorageError,
+)
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY
-from airflow_provider_ethernity.triggers.ethernity import EthernityTaskCompletedTrigger
+from airflow_provider_ethernity.triggers.ethernity import EthernityTaskTrigger
 from tests.airflow_context import FileStateStore, make_context
 from tests.integration.conftest import set_conn
 from tests.integration.deferral import Ledger, expect_deferral, fire, resume, run_deferrable
@@ -28,6 +32,9 @@ HELLO_VALUE = "Hello, Python World!"
 
 def test_rpc_down_during_a_deferred_wait_the_trigger_keeps_waiting(agent, devnet, devnet_conn, monkeypatch, caplog):
     """The RPC endpoint goes away while the triggerer waits; the order closes meanwhile; the wait completes."""
+    from airflow_provider_ethernity.protocol.events import OrderStatus
+
+    agent.set_agent(delay_seconds=3)  # the task runs long enough to cut the RPC after the approval
     ledger = Ledger()
     with TcpProxy(devnet.state.rpc_url) as proxy:
         set_conn(monkeypatch, "flaky_rpc", devnet_conn, rpc_url=proxy.url)
@@ -40,17 +47,21 @@ def test_rpc_down_during_a_deferred_wait_the_trigger_keeps_waiting(agent, devnet
             poll_interval=0.2,
         )
         context = make_context()
-        placed = expect_deferral(lambda: operator.execute(context))
-        placed_event = asyncio.run(fire(placed.trigger))
-        completing = expect_deferral(lambda: resume(operator, context, placed, placed_event))
-        assert isinstance(completing.trigger, EthernityTaskCompletedTrigger)
-        order_id, from_block = placed_event["order_id"], placed.kwargs["submission"]["from_block"]
-        direct = EthernityHook()  # the devnet's own RPC, not through the proxy
+        deferred = expect_deferral(lambda: operator.execute(context))
+        assert isinstance(deferred.trigger, EthernityTaskTrigger)
+        do_request_id, from_block = deferred.trigger.do_request_id, deferred.trigger.from_block
+        direct = EthernityHook().client  # the devnet's own RPC, not through the proxy
 
         async def wait_through_an_outage() -> dict:
+            waiting = asyncio.create_task(fire(deferred.trigger))
+            order_id = await asyncio.to_thread(
+                direct.wait_for_order_id, do_request_id, from_block, None, timeout=60, poll_interval=0.1
+            )
+            while direct.get_order_status(order_id) == OrderStatus.OPEN:  # the trigger approves it
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1.5)  # the trigger sees its approval's receipt and starts the completion wait
             proxy.down()
-            waiting = asyncio.create_task(fire(completing.trigger))
-            closed = await asyncio.to_thread(direct.client.wait_closed, order_id, from_block, 60, 0.2)
+            closed = await asyncio.to_thread(direct.wait_closed, order_id, from_block, 60, 0.2)
             assert closed, "the node did not close the order"
             await asyncio.sleep(2)  # several more polls against the dead endpoint
             assert not waiting.done(), "the trigger gave up (or fired) while the RPC was down"
@@ -60,9 +71,9 @@ def test_rpc_down_during_a_deferred_wait_the_trigger_keeps_waiting(agent, devnet
         with caplog.at_level(logging.WARNING):
             event = asyncio.run(wait_through_an_outage())
         assert any("Cannot connect to host" in r.getMessage() for r in caplog.records), "no outage was seen"
-        assert event["status"] == "completed" and event["order_id"] == order_id
-        assert resume(operator, context, completing, event) == HELLO_VALUE
-    assert ledger.requests_placed() == 1 and ledger.tokens_spent() == 3
+        assert event["status"] == "completed"
+        assert resume(operator, context, deferred, event) == HELLO_VALUE
+    ledger.assert_paid_once(tasks=1, price=3)
 
 
 def test_ipfs_down_at_result_fetch_fails_clearly_and_the_retry_fetches_without_paying_again(
@@ -78,8 +89,7 @@ def test_ipfs_down_at_result_fetch_fails_clearly_and_the_retry_fetches_without_p
     with TcpProxy(devnet.state.ipfs_api_url) as proxy:
         set_conn(monkeypatch, "flaky_ipfs", devnet_conn, ipfs_api_url=proxy.url)
         first, context = operator(), make_context(store=store)
-        placed = expect_deferral(lambda: first.execute(context))
-        completing = expect_deferral(lambda: resume(first, context, placed, asyncio.run(fire(placed.trigger))))
+        completing = expect_deferral(lambda: first.execute(context))
         event = asyncio.run(asyncio.wait_for(fire(completing.trigger), 60))
         proxy.down()
         with (
@@ -97,7 +107,7 @@ def test_ipfs_down_at_result_fetch_fails_clearly_and_the_retry_fetches_without_p
         retry_context = make_context(store=store)
         assert operator().execute(retry_context) == HELLO_VALUE
         assert retry_context["ti"].xcoms["order_id"] == order_id
-    assert ledger.requests_placed() == 1 and ledger.tokens_spent() == 4
+    ledger.assert_paid_once(tasks=1, price=4)
 
 
 REASONS = {
@@ -132,13 +142,25 @@ def test_a_tampered_result_is_resubmitted_to_get_a_verified_one(agent, devnet_co
     assert ledger.requests_placed() == 2
 
 
+@pytest.mark.parametrize("kind", ["order", "contract", "chain"])
+def test_a_replayed_result_is_refused_without_paying_again(kind, agent, devnet_conn):
+    """A result bound to another order, contract or chain is a replay: refused, never resubmitted."""
+    ledger = Ledger()
+    agent.set_agent(tamper=[kind])
+    operator = EthernityRunTaskOperator(task_id="replayed", code=HELLO, max_resubmits=2,
+                                        poll_interval=0.2, completion_timeout=60)  # fmt: skip
+    with pytest.raises(ResultReplayError, match=REASONS[kind]):
+        operator.execute(make_context())
+    ledger.assert_paid_once(tasks=1, price=10)
+
+
 def test_a_slow_node_times_out_with_the_order_state_and_the_retry_reattaches(agent, devnet_conn, tmp_path):
     ledger = Ledger()
     agent.set_agent(delay_seconds=6)
     store = FileStateStore(tmp_path / "state.json")
     slow = EthernityRunTaskOperator(task_id="slow", code=HELLO, resources={"taskPrice": 5}, deferrable=True,
                                     completion_timeout=1, poll_interval=0.2)  # fmt: skip
-    with pytest.raises(AirflowException) as timeout:
+    with pytest.raises(CompletionTimeoutError) as timeout:
         run_deferrable(slow, make_context(store=store))
     assert re.search(
         r"order \d+ \(DO request \d+\) was not completed within completion_timeout=1 s: "
@@ -150,4 +172,4 @@ def test_a_slow_node_times_out_with_the_order_state_and_the_retry_reattaches(age
                                      completion_timeout=120, poll_interval=0.2)  # fmt: skip
     value, _ = run_deferrable(retry, make_context(store=store))
     assert value == HELLO_VALUE
-    assert ledger.requests_placed() == 1 and ledger.tokens_spent() == 5
+    ledger.assert_paid_once(tasks=1, price=5)

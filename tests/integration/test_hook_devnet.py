@@ -155,13 +155,13 @@ def test_step_by_step_api(devnet, devnet_conn):
     """The individual hook methods the operator and sensor build on."""
     hook = EthernityHook()
     task = hook.submit_task(HELLO, resources={"taskPrice": 2, "duration": 1})
-    assert task.do_request_id >= 0 and task.tx_hash.startswith("0x") and len(task.challenge) == 20
+    assert task.do_request_id >= 0 and task.tx_hash.startswith("0x") and len(task.challenge_salt) == 32
     order_id = hook.client.wait_for_order(task, timeout=60)
     assert order_id is not None and hook.find_order(task.do_request_id, task.from_block) == order_id
     assert hook.get_order_status(order_id).name == "OPEN"
     hook.approve_order(order_id)
-    hook.client.wait_for_completion(order_id, task.from_block, timeout=60)
+    assert hook.client.wait_closed(order_id, task.from_block, timeout=60)
     assert hook.get_order_status(order_id).name == "CLOSED"
-    result = hook.get_result(order_id, task.challenge)
+    result = hook.get_result(order_id, challenge_salt=task.challenge_salt)
     assert result.value == "Hello, Python World!" and result.order_id == order_id
     assert hook.cancel_task(task.do_request_id) is None  # booked: nothing to cancel

@@ -40,9 +40,8 @@ def test_operator_runs_a_task_and_pushes_ids_not_secrets(agent, devnet_conn) -> 
     operator = EthernityRunTaskOperator(task_id="sum", code=SUM, input_data=[1, 2, 3], resources={"taskPrice": 2})
     assert operator.execute(context) == 6
     xcoms = context["ti"].xcoms
-    assert {"do_request_id", "order_id", "tx_hash", "challenge", "from_block", "result_cid", "task_code_name"} <= set(
-        xcoms
-    )
+    assert {"do_request_id", "order_id", "tx_hash", "challenge_salt", "from_block", "result_cid"} <= set(xcoms)
+    assert "challenge" not in xcoms  # the secret challenge is derived from the key, never published
     assert xcoms["task_code_name"] == "SUCCESS" and xcoms["result_cid"].startswith("baf")
     assert_no_secret(devnet_conn, xcoms, context["task_state_store"].get(STATE_KEY))
 
@@ -53,10 +52,7 @@ def test_deferrable_operator_waits_in_triggers(agent, devnet_conn) -> None:
     value, serialized = run_deferrable(operator, context)
     assert value == "Hello, Python World!"
     classpaths = [classpath for classpath, _ in serialized]
-    assert classpaths == [
-        "airflow_provider_ethernity.triggers.ethernity.EthernityOrderPlacedTrigger",
-        "airflow_provider_ethernity.triggers.ethernity.EthernityTaskCompletedTrigger",
-    ]
+    assert classpaths == ["airflow_provider_ethernity.triggers.ethernity.EthernityTaskTrigger"]  # deferred once
     assert_no_secret(devnet_conn, serialized, context["ti"].xcoms)
 
 

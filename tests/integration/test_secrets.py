@@ -73,7 +73,9 @@ def test_deferral_kwargs_hold_only_ids(agent, devnet_conn) -> None:
         operator.execute(make_context())
     _classpath, kwargs = deferred.value.trigger.serialize()
     assert set(kwargs) == {
-        "ethernity_conn_id", "from_block", "poll_interval", "deadline", "do_request_id", "cancel_on_kill"
+        "ethernity_conn_id", "from_block", "poll_interval", "deadline", "do_request_id", "cancel_on_kill",
+        "order_deadline", "completion_timeout", "approve", "wait_for_completion", "order_id", "order_count_anchor",
     }  # fmt: skip
+    assert all(isinstance(value, (int, float, str, bool, type(None))) for value in kwargs.values())
     assert not leaks(devnet_conn["password"], json.dumps(deferred.value.kwargs))
     assert EthernityHook().cancel_task(kwargs["do_request_id"])

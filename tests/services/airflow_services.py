@@ -120,29 +120,53 @@ class AirflowServices:
         )
         if migrate.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{self.redact(migrate.stdout + migrate.stderr)[-4000:]}")
+        try:
+            for name in SERVICES:
+                self._spawn(name, env)
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self, name: str, env: dict[str, str]) -> None:
         commands = {
             "api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
             "scheduler": ["scheduler", "--skip-serve-logs"],
             "dag-processor": ["dag-processor"],
             "triggerer": ["triggerer", "--skip-serve-logs"],
         }
+        with open(self.home / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen(
+                [AIRFLOW, *commands[name]],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.home,
+                start_new_session=True,
+            )
+
+    def restart(self, name: str, grace: float = 30.0) -> None:
+        """Stop one service (its whole process group, SIGTERM then SIGKILL) and start it again."""
+        proc = self.procs[name]
+        _signal_group(proc.pid, signal.SIGTERM)
         try:
-            for name in SERVICES:
-                log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-                self.procs[name] = subprocess.Popen(
-                    [AIRFLOW, *commands[name]],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=self.home,
-                    start_new_session=True,
-                )
-                log.close()
-            self.wait_healthy(timeout)
-        except BaseException:
-            self.stop()
-            raise
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        _signal_group(proc.pid, signal.SIGKILL)  # children the service left behind
+        self._spawn(name, self.env())
+
+    def task_processes(self) -> list[int]:
+        """Pids of running task processes (``airflow worker -- <ti id>``) of these services."""
+        marker = f"AIRFLOW_HOME={self.home}".encode()
+        pids = []
+        for pid in own_processes(marker):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"airflow worker -- "):
+                    pids.append(pid)
+        return pids
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():

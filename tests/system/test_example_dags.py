@@ -90,3 +90,31 @@ def test_ethernity_params_with_changed_parameters(airflow_env: dict[str, str]) -
     }  # fmt: skip
     run_dag(airflow_env, "ethernity_params", conf)
     assert last_value(airflow_env, "ethernity_params", "run") == [10]
+
+
+#: Each example DAG, its Ethernity task instances (one DO request each) and a result to check.
+#: (DAG id: Ethernity task instances, tokens they pay, a task to read, its value)
+DEFERRABLE_CASES = {
+    "ethernity_hello": (1, 2, "hello", ["Hello, Python World!"]),
+    "ethernity_pipeline": (3, 6, "report", ["primes: sum 41 -> 410, max 13 -> 130"]),
+    "ethernity_fan_out": (6, 6, "total", [175]),
+    "ethernity_params": (1, 2, "run", ["HELLO CONFIDENTIAL WORLD"]),
+}
+
+
+@pytest.mark.parametrize("dag_id", sorted(DEFERRABLE_CASES))
+def test_example_dag_with_default_deferrable(dag_id, airflow_env, devnet, monkeypatch) -> None:
+    """``[operators] default_deferrable = True``: Airflow 3.3.2's ``dags test`` resumes with the event only
+    (the resume kwargs are dropped); the operator resumes from its task state. Paid once per task."""
+    from tests.integration.deferral import Ledger
+
+    monkeypatch.setenv("AIRFLOW_CONN_ETHERNITY_DEFAULT", devnet.connection_json())
+    tasks, tokens, task_id, expected = DEFERRABLE_CASES[dag_id]
+    ledger = Ledger()
+    env = {**airflow_env, "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"}
+    output = run_dag(env, dag_id)
+    assert "execute_complete" in output or "Deferring" in output, "no task deferred"
+    assert last_value(env, dag_id, task_id) == expected
+    assert ledger.requests_placed() == tasks, f"{ledger.requests_placed()} DO requests for {tasks} task instances"
+    assert ledger.tokens_spent() == tokens
+    assert ledger.unsettled() == []
