@@ -8,13 +8,13 @@ bash scripts/setup.sh
 
 export ETHERNITY_DEVNET_HOME="${ETHERNITY_DEVNET_HOME:-$PWD/.devnet}"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$PWD/.airflow}"
-export AIRFLOW__CORE__DAGS_FOLDER="$PWD/airflow_provider_ethernity/example_dags"
+export AIRFLOW__CORE__DAGS_FOLDER="$PWD/example_dags"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 DAG="${1:-ethernity_pipeline}"
 devnet=".venv/bin/ethernity-devnet"
 trap '$devnet down >/dev/null || true' EXIT
 
-$devnet up
+$devnet up --rpc-port 0 --ipfs-port 0  # any free ports: the demo reads connection.env right after
 # shellcheck disable=SC1091
 source "$ETHERNITY_DEVNET_HOME/connection.env"
 echo "==> airflow db migrate ($AIRFLOW_HOME)"

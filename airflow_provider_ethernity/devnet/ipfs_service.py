@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from airflow_provider_ethernity.devnet.ports import free_port, is_listening
+from airflow_provider_ethernity.devnet.errors import DevnetError
+from airflow_provider_ethernity.devnet.ports import free_port, port_is_free
 from airflow_provider_ethernity.devnet.process import stop_pid
 from airflow_provider_ethernity.protocol.cid import BLOCK_SIZE, CidBuilder, decode_cid
 
@@ -658,8 +659,8 @@ class IpfsService:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / CONTROL_FILE).unlink(missing_ok=True)  # a fresh start serves normally
         fixed_port = self.port is not None
-        if fixed_port and is_listening(self.port):  # type: ignore[arg-type]
-            raise RuntimeError(f"the devnet IPFS service did not start: 127.0.0.1:{self.port} is already in use")
+        if fixed_port and not port_is_free(self.port):  # type: ignore[arg-type]
+            raise DevnetError(f"the devnet IPFS service did not start: 127.0.0.1:{self.port} is already in use")
         deadline = time.monotonic() + timeout
         try:
             for _attempt in range(1 if fixed_port else 3):
@@ -674,7 +675,7 @@ class IpfsService:
         finally:
             (self.workdir / TOKEN_FILE).unlink(missing_ok=True)  # read by the child at startup
         tail = self.log_file.read_text(errors="replace")[-2000:] if self.log_file.exists() else ""
-        raise RuntimeError(f"the devnet IPFS service did not start; see {self.log_file}:\n{tail}")
+        raise DevnetError(f"the devnet IPFS service did not start; see {self.log_file}:\n{tail}")
 
     def _spawn(self) -> None:
         command = [sys.executable, "-m", __name__, "--repo", str(self.workdir / "repo"), "--port", str(self.port)]

@@ -1,8 +1,13 @@
 """The whole local network: anvil + contracts + IPFS service + registered trustedzone + node agent.
 
-``Devnet(workdir).start()`` brings everything up on free loopback ports and writes ``devnet.json`` (the
-state, including the pids) and ``connection.env`` (the Airflow connection). ``stop()`` - or
-``Devnet.stop_from_state(workdir)`` from another process - stops every process it started.
+``Devnet(workdir).start()`` brings everything up (on free loopback ports unless ``rpc_port``/``ipfs_port``
+are given) and writes ``devnet.json`` (the state, including each process's identity) and ``connection.env``
+(the Airflow connection). ``stop()`` stops every process it started; ``detach()`` leaves them running for
+``Devnet.stop_from_state(workdir)`` (``ethernity-devnet down``) to stop from another process.
+
+The requester key is kept in the workdir (``requester.key``, mode 0600) and reused by the next start
+there, so with fixed ports the Airflow connection stays the same across restarts (the contracts land on
+the same addresses on a fresh chain).
 """
 
 from __future__ import annotations
@@ -14,57 +19,35 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_ethernity.devnet.errors import DevnetError
 from airflow_provider_ethernity.devnet.node_agent import AgentConfig, AgentControl
-from airflow_provider_ethernity.devnet.process import pid_alive, stop_pid
+from airflow_provider_ethernity.devnet.process import stop_pid
+from airflow_provider_ethernity.devnet.state import (
+    CONNECTION_FILE,
+    STATE_FILE,
+    DevnetState,
+    ProcessRecord,
+    connection_line,
+    default_workdir,
+    stop_recorded,
+)
 from airflow_provider_ethernity.protocol.settings import check_ipfs_token
+
+__all__ = ["CONNECTION_FILE", "STATE_FILE", "Devnet", "DevnetState", "connection_line", "default_workdir"]
 
 log = logging.getLogger("ethernity.devnet")
 
 TRUSTEDZONE = "etny-pynithy-devnet"
 CHAIN_ID = 31337
-STATE_FILE = "devnet.json"
-CONNECTION_FILE = "connection.env"
+REQUESTER_KEY_FILE = "requester.key"
 #: anvil's well-known development keys #0 and #2 (public, from its test mnemonic; devnet only).
 DEPLOYER_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 NODE_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
 REQUESTER_TOKENS = 10_000
 REQUESTER_ETH_WEI = 100 * 10**18
-
-
-def default_workdir() -> Path:
-    return Path(os.environ.get("ETHERNITY_DEVNET_HOME", Path.home() / ".ethernity-devnet"))
-
-
-@dataclass
-class DevnetState:
-    workdir: str
-    rpc_url: str
-    ipfs_api_url: str
-    chain_id: int
-    protocol_address: str
-    token_address: str
-    image_registry_address: str
-    trustedzone: str
-    requester_address: str
-    node_address: str
-    pids: dict[str, int]
-    started_at: str
-
-    def connection_extra(self) -> dict[str, Any]:
-        return {
-            "network": "devnet",
-            "rpc_url": self.rpc_url,
-            "ipfs_api_url": self.ipfs_api_url,
-            "chain_id": self.chain_id,
-            "protocol_address": self.protocol_address,
-            "token_address": self.token_address,
-            "image_registry_address": self.image_registry_address,
-            "trustedzone": self.trustedzone,
-        }
 
 
 def make_enclave_identity(name: str) -> tuple[bytes, str]:
@@ -103,17 +86,23 @@ class Devnet:
         block_time: float | None = None,
         ipfs_token: str | None = None,
         agent_max_task_seconds: float = 300.0,
+        rpc_port: int | None = None,
+        ipfs_port: int | None = None,
     ) -> None:
+        """``rpc_port``/``ipfs_port``: None or 0 picks any free port (what tests want: no collisions)."""
         self.workdir = Path(workdir or default_workdir()).resolve()
         self.block_time = block_time
         # stripped and checked once: the IPFS service, the node agent and the connection all use this value
         self.ipfs_token = check_ipfs_token(ipfs_token)
+        self.rpc_port = rpc_port or None
+        self.ipfs_port = ipfs_port or None
         self.agent_max_task_seconds = agent_max_task_seconds
         self.state: DevnetState | None = None
         self.requester_key: str | None = None
         self._anvil: Any = None
         self._ipfs: Any = None
         self._agent: subprocess.Popen[bytes] | None = None
+        self._detached = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> DevnetState:
@@ -131,9 +120,11 @@ class Devnet:
             self.stop_from_state(self.workdir)
         started = time.monotonic()
         try:
-            self._anvil = AnvilProcess(block_time=self.block_time, workdir=self.workdir, chain_id=CHAIN_ID)
+            self._anvil = AnvilProcess(
+                block_time=self.block_time, workdir=self.workdir, chain_id=CHAIN_ID, port=self.rpc_port
+            )
             self._anvil.start()
-            self._ipfs = IpfsService(self.workdir / "ipfs", token=self.ipfs_token)
+            self._ipfs = IpfsService(self.workdir / "ipfs", token=self.ipfs_token, port=self.ipfs_port)
             self._ipfs.start()
             w3 = Web3(Web3.HTTPProvider(self._anvil.rpc_url))
             contracts = deploy.deploy_contracts(w3, DEPLOYER_KEY)
@@ -150,7 +141,7 @@ class Devnet:
                 w3, contracts.image_registry, DEPLOYER_KEY, TRUSTEDZONE, "v3", image_cid, certificate, compose_cid
             )
 
-            requester = Account.create()
+            requester = Account.from_key(self._requester_key())
             self.requester_key = requester.key.to_0x_hex()
             node_address = Account.from_key(NODE_KEY).address
             deploy.fund(w3, contracts.token, DEPLOYER_KEY, requester.address, REQUESTER_ETH_WEI, REQUESTER_TOKENS)
@@ -184,16 +175,33 @@ class Devnet:
                 trustedzone=TRUSTEDZONE,
                 requester_address=requester.address,
                 node_address=node_address,
-                pids={"anvil": self._anvil.pid, "ipfs": self._ipfs.pid, "agent": self._agent.pid},
                 started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             )
-            self._write_state()
             self._wait_agent_ready(w3, node_address)
+            self.state.processes = {  # recorded once each runs (a forked child shows its parent's command line)
+                "anvil": ProcessRecord.of(self._anvil.pid, self._anvil.log_file),
+                "ipfs": ProcessRecord.of(self._ipfs.pid, self._ipfs.log_file),
+                "agent": ProcessRecord.of(self._agent.pid, self.workdir / "agent.log"),
+            }
+            self._write_state()
         except BaseException:
             self.stop()
             raise
         log.info("devnet up in %.1f s at %s", time.monotonic() - started, self.workdir)
         return self.state
+
+    def _requester_key(self) -> str:
+        """The workdir's requester key (created on the first start there)."""
+        from eth_account import Account
+
+        path = self.workdir / REQUESTER_KEY_FILE
+        if path.exists():
+            return path.read_text().strip()
+        key = Account.create().key.to_0x_hex()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key
 
     def _start_agent(self) -> subprocess.Popen[bytes]:
         log_file = open(self.workdir / "agent.log", "ab")  # noqa: SIM115 - handed to the child
@@ -214,13 +222,11 @@ class Devnet:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._agent is not None and self._agent.poll() is not None:
-                raise RuntimeError(
-                    f"the node agent exited; see {self.workdir / 'agent.log'}:\n{self._agent_log_tail()}"
-                )
+                raise DevnetError(f"the node agent exited; see {self.workdir / 'agent.log'}:\n{self._agent_log_tail()}")
             if protocol.functions._getMyDPRequests().call({"from": node_address}):
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"the node agent did not register within {timeout:g} s:\n{self._agent_log_tail()}")
+        raise DevnetError(f"the node agent did not register within {timeout:g} s:\n{self._agent_log_tail()}")
 
     def _agent_log_tail(self) -> str:
         path = self.workdir / "agent.log"
@@ -228,13 +234,15 @@ class Devnet:
 
     def _write_state(self) -> None:
         assert self.state is not None
-        (self.workdir / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=2))
+        self.state.save()
         conn_file = self.workdir / CONNECTION_FILE
         conn_file.write_text(f"export AIRFLOW_CONN_ETHERNITY_DEFAULT='{self.connection_json()}'\n")
         conn_file.chmod(0o600)
 
     def stop(self) -> None:
-        """Stop the agent, IPFS and anvil; leaves no process behind."""
+        """Stop the agent, IPFS and anvil; leaves no process behind. Does nothing after :meth:`detach`."""
+        if self._detached:
+            return
         if self._agent is not None:
             stop_pid(self._agent.pid)
             self._agent.wait()
@@ -245,21 +253,27 @@ class Devnet:
         self._ipfs = self._anvil = None
         (self.workdir / STATE_FILE).unlink(missing_ok=True)
 
+    def detach(self) -> None:
+        """Leave the started processes running after this object (and this process) is gone.
+
+        They run in their own sessions; the state file stays, so ``Devnet.stop_from_state(workdir)``
+        (``ethernity-devnet down``) stops them later. After this, :meth:`stop` does nothing.
+        """
+        self._detached = True
+        self._anvil = self._ipfs = self._agent = None
+
     @staticmethod
     def stop_from_state(workdir: str | Path | None = None) -> list[str]:
-        """Stop a devnet another process started (``ethernity-devnet down``); returns what was stopped."""
-        path = Path(workdir or default_workdir()) / STATE_FILE
-        if not path.exists():
+        """Stop a devnet another process started (``ethernity-devnet down``): only the processes that are still
+        the ones it recorded (pid, start time and command line). Returns one line per process saying what
+        happened (empty if no devnet state is in ``workdir``); removes the state file."""
+        workdir = Path(workdir or default_workdir())
+        state = DevnetState.load(workdir)
+        if state is None:
             return []
-        state = json.loads(path.read_text())
-        stopped = []
-        for name in ("agent", "ipfs", "anvil"):
-            pid = state.get("pids", {}).get(name)
-            if pid and pid_alive(pid):
-                stop_pid(pid)
-                stopped.append(f"{name} (pid {pid})")
-        path.unlink(missing_ok=True)
-        return stopped
+        lines = stop_recorded(state)
+        (workdir / STATE_FILE).unlink(missing_ok=True)
+        return lines
 
     def __enter__(self) -> Devnet:
         self.start()
@@ -297,3 +311,7 @@ class Devnet:
 
     def read_state(self) -> dict[str, Any]:
         return json.loads((self.workdir / STATE_FILE).read_text())
+
+    def connection_line(self) -> str | None:
+        """The ``export AIRFLOW_CONN_ETHERNITY_DEFAULT=...`` line written to ``connection.env``."""
+        return connection_line(self.workdir)

@@ -1,7 +1,16 @@
-"""Where the devnet's pinned npm tools live (anvil, solc-js).
+"""Where the devnet's pinned npm tools live: anvil (to run the chain) and solc-js (only to compile contracts).
 
-They come from the project's ``package.json`` (``npm ci`` at the repository root). Set
-``ETHERNITY_NODE_MODULES`` to use another ``node_modules`` directory.
+anvil is looked up in this order:
+
+1. ``ETHERNITY_ANVIL``: the path of an anvil binary;
+2. ``anvil`` on ``PATH``;
+3. a ``node_modules`` directory: ``ETHERNITY_NODE_MODULES``, the repository root (from a checkout, after
+   ``npm ci``), the current directory;
+4. the per-user cache (see :mod:`~airflow_provider_ethernity.devnet.anvil_install`), where it is installed
+   from the pinned npm package on first use when none of the above has it.
+
+solc-js comes from the repository's ``package.json`` only: the compiled contracts are committed, so starting
+a devnet from the wheel never needs it.
 """
 
 from __future__ import annotations
@@ -10,20 +19,23 @@ import os
 import shutil
 from pathlib import Path
 
-ANVIL_PACKAGE = "@foundry-rs/anvil-linux-amd64"
+from airflow_provider_ethernity.devnet import anvil_install
+from airflow_provider_ethernity.devnet.errors import ToolNotFoundError
+
 SOLC_PACKAGE = "solc"
+#: In a checkout this file is ``<repo>/airflow_provider_ethernity/devnet/tools.py``.
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
-
-class ToolNotFoundError(RuntimeError):
-    """A pinned devnet tool is not installed."""
+__all__ = ["ToolNotFoundError", "find_anvil", "find_solcjs", "node_modules_candidates"]
 
 
 def node_modules_candidates() -> list[Path]:
-    here = Path(__file__).resolve()
+    """``ETHERNITY_NODE_MODULES``, the repository's ``node_modules`` (from a checkout), the current directory's."""
     found = []
     if os.environ.get("ETHERNITY_NODE_MODULES"):
         found.append(Path(os.environ["ETHERNITY_NODE_MODULES"]))
-    found += [parent / "node_modules" for parent in here.parents]
+    if (_REPO_ROOT / "pyproject.toml").is_file() and (_REPO_ROOT / "airflow_provider_ethernity").is_dir():
+        found.append(_REPO_ROOT / "node_modules")
     found.append(Path.cwd() / "node_modules")
     return found
 
@@ -36,19 +48,26 @@ def _find_in_packages(relative: str) -> Path | None:
     return None
 
 
-def find_anvil() -> Path:
-    """The anvil binary of the pinned npm package (or ``ETHERNITY_ANVIL``, or anvil on PATH)."""
-    if os.environ.get("ETHERNITY_ANVIL"):
-        return Path(os.environ["ETHERNITY_ANVIL"])
-    found = _find_in_packages(f"{ANVIL_PACKAGE}/bin/anvil")
-    if found is None and shutil.which("anvil"):
-        found = Path(shutil.which("anvil"))  # type: ignore[arg-type]
-    if found is None:
+def find_anvil(install: bool = True) -> Path:
+    """The anvil binary (see the module docstring for the order); installs it on first use if ``install``."""
+    configured = os.environ.get("ETHERNITY_ANVIL")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            raise ToolNotFoundError(f"ETHERNITY_ANVIL={configured} is not an executable file")
+        return Path(configured)
+    on_path = shutil.which("anvil")
+    if on_path:
+        return Path(on_path)
+    for modules in [*node_modules_candidates(), anvil_install.cache_node_modules()]:
+        found = anvil_install.anvil_in(modules)
+        if found is not None:
+            return found
+    if not install:
         raise ToolNotFoundError(
-            f"anvil not found: run `npm ci` in the repository root (package {ANVIL_PACKAGE}) "
-            "or set ETHERNITY_ANVIL / ETHERNITY_NODE_MODULES"
+            "anvil not found: set ETHERNITY_ANVIL, put anvil on PATH, or set ETHERNITY_NODE_MODULES "
+            f"(it is installed into {anvil_install.cache_dir()} on first use)"
         )
-    return found
+    return anvil_install.install_anvil()
 
 
 def find_solcjs() -> Path:

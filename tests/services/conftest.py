@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import airflow_provider_ethernity.example_dags as example_dags
 from airflow_provider_ethernity.devnet.network import Devnet
 from airflow_provider_ethernity.devnet.ports import is_listening
 from tests.services.airflow_services import AirflowServices
 
-DAGS_FOLDER = str(Path(example_dags.__file__).parent)
+DAGS_FOLDER = str(Path(__file__).resolve().parents[2] / "example_dags")  # the repository's example_dags/
 EXAMPLE_DAGS = ("ethernity_fan_out", "ethernity_params")
 
 

@@ -15,11 +15,9 @@ from pathlib import Path
 
 import pytest
 
-import airflow_provider_ethernity.example_dags as example_dags
-
 pytestmark = pytest.mark.integration
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
-DAGS_FOLDER = str(Path(example_dags.__file__).parent)
+DAGS_FOLDER = str(Path(__file__).resolve().parents[2] / "example_dags")  # the repository's example_dags/
 
 
 @pytest.fixture(scope="module")
