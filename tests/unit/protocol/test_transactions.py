@@ -208,7 +208,7 @@ def test_transient_errors_retry_the_same_bytes(sender: TransactionSender, eth: F
 def test_an_unreachable_node_keeps_the_hash_and_raises_transient(sender, eth: FakeEth, clock: FakeClock) -> None:
     eth.send_script = [ConnectionError("refused")] * 5
     eth.receipt_lookups_fail = [ConnectionError("refused")] * 5  # the look-ups fail too
-    with pytest.raises(TransientError, match="could not be reached to send it.*looks it up by its hash"):
+    with pytest.raises(TransientError, match=r"could not be reached to send it.*looks it up by its hash"):
         sender.send(Call(), "approve")
     assert len(set(eth.sent_raw)) == 1 and len(eth.sent_raw) == 5 and clock.sleeps == [0.5, 1.0, 2.0, 4.0]
 
