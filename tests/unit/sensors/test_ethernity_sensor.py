@@ -125,3 +125,17 @@ def test_execute_complete_returns_the_result_of_a_completed_event(client: FakeCl
 def test_execute_complete_refuses_a_malformed_event(client: FakeClient, bad) -> None:
     with pytest.raises(ValueError, match="missing or malformed"):
         make_sensor(client).execute_complete(make_context(), bad)
+
+
+def test_the_hook_is_built_from_the_connection_id() -> None:
+    sensor = EthernityTaskSensor(task_id="s", order_id=1, challenge_salt=SALT, ethernity_conn_id="my_conn")
+    assert isinstance(sensor.hook, EthernityHook) and sensor.hook.ethernity_conn_id == "my_conn"
+    assert sensor.hook is sensor.hook
+
+
+def test_a_sensor_timeout_names_the_order_status(client: FakeClient) -> None:
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    with pytest.raises(AirflowSensorTimeout, match=r"order 1 did not complete .*\(status PROCESSING\)"):
+        make_sensor(client).execute_complete(make_context(), {"status": "timeout", "order_id": 1})
+    assert client.result_calls == []
