@@ -76,15 +76,21 @@ class FakeSender:
         return signed
 
     def wait_receipt(self, signed: SignedTx | str, label: str, timeout: float = 300.0) -> Any:
+        tx_hash = signed.tx_hash if isinstance(signed, SignedTx) else signed
         failures = self.receipt_failures.get(label)
         if failures:
-            raise failures.pop(0)
-        tx_hash = signed.tx_hash if isinstance(signed, SignedTx) else signed
+            error = failures.pop(0)
+            if isinstance(error, ChainError):  # reverted, or its nonce went elsewhere: it will never be mined
+                self.client.dead.add(tx_hash)
+            raise error
         return self.client.mine(tx_hash, label)
 
     def resume(self, signed: SignedTx) -> bool:
         self.resumed.append(signed.tx_hash)
-        return self.known.get(signed.tx_hash, True)
+        alive = self.known.get(signed.tx_hash, True)
+        if not alive:
+            self.client.dead.add(signed.tx_hash)
+        return alive
 
     @property
     def labels(self) -> list[str]:
@@ -122,6 +128,7 @@ class FakeClient:
         self.orders: dict[int, Order] = {}
         self.mined: dict[str, dict[str, Any]] = {}
         self.calls_by_hash: dict[str, FakeCall] = {}
+        self.dead: set[str] = set()  # sent transactions that can never be mined (reverted, nonce taken)
         self.allowance = 0
         self.block = 100
         self.auto_place = True
@@ -166,11 +173,12 @@ class FakeClient:
         call = self.calls_by_hash.get(tx_hash, FakeCall(label))
         receipt: dict[str, Any] = {"status": 1, "transactionHash": tx_hash, "blockNumber": self.block}
         if label == "approve":
-            self.allowance = call.args[0]
+            self.allowance = call.args[0]  # ERC-20 approve sets the allowance
         elif label == "_addDORequest":
             spec = call.args[0]
             if not self.token_is_protocol:
                 if self.allowance < spec.resources.price_wei:
+                    self.dead.add(tx_hash)
                     raise ChainError(f"_addDORequest transaction {tx_hash} reverted (block {self.block})")
                 self.allowance -= spec.resources.price_wei
             receipt["do_request_id"] = self.add_request(spec.resources.taskPrice)
@@ -222,8 +230,17 @@ class FakeClient:
     def block_number(self) -> int:
         return self.block
 
+    def pending_allowance(self) -> int:
+        """The allowance at the pending state: requests sent and not yet mined have used their part."""
+        in_flight = [
+            call.args[0].resources.price_wei
+            for tx_hash, call in self.calls_by_hash.items()
+            if call.label == "_addDORequest" and tx_hash not in self.mined and tx_hash not in self.dead
+        ]
+        return self.allowance - sum(in_flight)
+
     def ensure_allowance(self, amount_wei: int, salt: str = "", record: Any = None) -> str | None:
-        if self.token_is_protocol or self.allowance >= amount_wei:
+        if self.token_is_protocol or self.pending_allowance() >= amount_wei:
             return None
         signed = self.sender.send(FakeCall("approve", (amount_wei,)), "approve", record=record)
         self.sender.wait_receipt(signed, "approve")

@@ -414,3 +414,17 @@ def test_lazy_xcom_sequences_and_mappings_are_encoded_as_json(client, context) -
 
     assert _encode_input(LazySeq([1, LazyMap()])) == '[1, {"a": 1}]'
     assert _encode_input(None) is None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="bug: validate_event accepts a completed/approved/timeout event without order_id; execute_complete then "
+    "fails on `assert ev.order_id is not None` (an AssertionError, or under python -O a TypeError in order_placed) "
+    "instead of a ValueError naming the malformed event",
+)
+@pytest.mark.parametrize("status", ["completed", "approved", "timeout"])
+def test_an_event_without_its_order_is_a_malformed_event(client, state, context, status) -> None:
+    op = _deferred(client, context)
+    with pytest.raises(ValueError, match="malformed"):
+        op.execute_complete(make_context(state), {"status": status, "do_request_id": 1})

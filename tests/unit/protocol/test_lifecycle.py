@@ -458,3 +458,21 @@ def test_a_task_error_is_a_result_not_a_fault(client: FakeClient) -> None:
 
 def test_the_logger_defaults_to_the_clients(client: FakeClient) -> None:
     assert lifecycle(client).log is client.log
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: attach_or_submit with a changed fingerprint calls _release(record), which returns at once when "
+    "do_request_id is None; a record still SUBMITTING with an _addDORequest intent in flight (a try killed between "
+    "broadcast and receipt) is neither resumed nor cancelled, so when that transaction is mined its escrow sits "
+    "in an AVAILABLE request that no record references (only a manual `ethernity reclaim` returns it)",
+)
+def test_a_changed_task_does_not_orphan_the_escrow_of_a_request_in_flight(client: FakeClient) -> None:
+    old_spec = make_spec("___etny_result___(1)")
+    store = _killed_with_intent(client, old_spec, "_addDORequest")
+    client.mine(store.load().intent.tx_hash, "_addDORequest")  # the killed try's request lands anyway
+    new = lifecycle(client, store).attach_or_submit(make_spec("___etny_result___(2)"))
+    orphans = [
+        rid for rid, r in client.requests.items() if r["status"] is RequestStatus.AVAILABLE and rid != new.do_request_id
+    ]
+    assert orphans == [], f"DO request(s) {orphans} keep their escrow with no task holding them"
