@@ -384,8 +384,11 @@ def test_completion_timeout_names_the_order_and_request_state(client: FakeClient
     client.auto_close = False
     lc = lifecycle(client, completion_timeout=30)
     sub = lc.run_to_approval(make_spec())
-    with pytest.raises(CompletionTimeoutError, match=r"order 1 \(DO request 1\) was not completed within "
-                       r"completion_timeout=30 s: order status PROCESSING, request status BOOKED"):  # fmt: skip
+    expected = (
+        r"order 1 \(DO request 1\) was not completed within completion_timeout=30 s: order status PROCESSING, "
+        r"request status BOOKED"
+    )
+    with pytest.raises(CompletionTimeoutError, match=expected):
         lc.await_completion(sub)
     assert not lc.is_closed(sub)
 
