@@ -116,6 +116,15 @@ def test_a_superseded_try_on_the_airflow_store_sends_nothing(client: FakeClient)
     assert client.sender.broadcast == []
 
 
+@pytest.mark.parametrize(("good_writes", "sent"), [(0, []), (1, []), (2, ["approve"])])
+def test_an_airflow_state_that_stops_taking_writes_stops_the_spends(client, good_writes, sent) -> None:
+    state = DictState()
+    state.fail_set, state.fail_set_after = ConnectionError("API server gone"), good_writes
+    with pytest.raises(FencedError, match=r"could not be written \(ConnectionError\)"):
+        lifecycle(client, KeyValueSubmissionStore(state, "k")).attach_or_submit(make_spec())
+    assert client.sender.labels == sent and client.requests == {}
+
+
 def test_a_try_that_finds_another_writers_record_under_the_lock_sends_nothing(client: FakeClient) -> None:
     store = RecordingStore()
     other = Submission(fingerprint="x", challenge_salt="s", price=10, duration=1)
