@@ -302,7 +302,7 @@ class EthernityRunTaskOperator(BaseOperator):
             raise OrderTimeoutError(
                 f"no node placed an order for DO request {sub.do_request_id} within "
                 f"order_wait_timeout={self.order_wait_timeout:g} s; the request was cancelled and its escrow "
-                f"({sub.price} tokens) returned"
+                f"({sub.price} {self.hook.settings.network.token_name}) returned"
             )
         if ev.status is TaskEventStatus.ERROR:
             raise AirflowException(f"DO request {sub.do_request_id}: {ev.message}")

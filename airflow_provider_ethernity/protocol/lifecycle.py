@@ -99,7 +99,7 @@ class TaskLifecycle:
                 "a new request",
                 record.do_request_id,
             )
-            self._release(record)
+            self._release(self._recover_for_release(record))
             return self.submit(spec, previous=record)
         if record.phase is Phase.SUBMITTING:
             return self._recover(spec, record) or self.submit(spec, resubmits=record.resubmits, previous=record)
@@ -146,8 +146,8 @@ class TaskLifecycle:
         """Allowance (when needed) and ``_addDORequest``, each written ahead; re-approve on an allowance race."""
         client = self.client
         for attempt in range(1, ALLOWANCE_RACE_ATTEMPTS + 1):
-            client.ensure_allowance(price_wei, sub.challenge_salt, self._record(sub))
             try:
+                client.ensure_allowance(price_wei, sub.challenge_salt, self._record(sub))
                 signed = client.sender.send(call, "_addDORequest", record=self._record(sub))
                 return client.sender.wait_receipt(signed, "_addDORequest")
             except ChainError as exc:
@@ -229,8 +229,22 @@ class TaskLifecycle:
             sub.phase = Phase.APPROVED
         elif sub.phase is Phase.SUBMITTED:
             sub.phase = Phase.ORDER_PLACED
-        sub.completion_deadline = None  # each try waits its own completion timeout
         self.store.save(sub)
+        return sub
+
+    def _recover_for_release(self, sub: Submission) -> Submission:
+        """A record whose request transaction was in flight: learn its DO request (if it was mined) so that
+        releasing it returns its escrow. The record is not saved: a new submission replaces it."""
+        intent = sub.intent
+        if sub.phase is not Phase.SUBMITTING or intent is None or intent.label != "_addDORequest":
+            return sub
+        try:
+            if not self.client.sender.resume(intent):
+                return sub
+            receipt = self.client.sender.wait_receipt(intent, intent.label)
+            sub.do_request_id = self.client.do_request_id_from(receipt, intent.tx_hash)
+        except ChainError:  # never mined, or reverted: no escrow to release
+            pass
         return sub
 
     def _release(self, sub: Submission) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from typing import Any, Protocol
 
@@ -86,11 +86,9 @@ class Submission:
     from_block: int = 0
     order_count_anchor: int | None = None
     order_deadline: float = 0.0  # epoch seconds
-    completion_deadline: float | None = None
     order_id: int | None = None
     approval_tx: str | None = None
     resubmits: int = 0
-    refused_results: list[str] = field(default_factory=list)  # result strings refused (replay guard)
     writer: str = ""  # id of the write that produced this copy (the fence compares it)
 
     @property
@@ -110,7 +108,6 @@ class Submission:
         values["phase"] = Phase(values.get("phase", Phase.SUBMITTING.value))
         intent = values.get("intent")
         values["intent"] = SignedTx.from_dict(intent) if intent else None
-        values["refused_results"] = list(values.get("refused_results") or [])
         return cls(**values)
 
 

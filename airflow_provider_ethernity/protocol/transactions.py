@@ -272,6 +272,10 @@ class TransactionSender:
             text = describe_rpc_error(error).lower()
             if any(phrase in text for phrase in NONCE_TAKEN_PHRASES):
                 if self.mined_nonce() > signed.nonce or ("already" not in text and "known" not in text):
+                    # the nonce is used; by ours only if it is mined now (it may have been mined between the
+                    # first look-up and the nonce read, or the node does not serve pooled transactions by hash)
+                    if self.lookup(signed.tx_hash) is not TxState.UNKNOWN:
+                        return
                     raise NonceTakenError(f"{signed.label}: nonce {signed.nonce} was used by another transaction")
                 continue  # "already known" but not found: a lagging replica; look again
             if not is_transient(error):
@@ -293,6 +297,11 @@ class TransactionSender:
         try:
             self.broadcast(signed)
         except NonceTakenError:
+            return False
+        except ChainError as exc:  # the node refuses these bytes (e.g. a fee cap below today's base fee)
+            self.log.warning(
+                "The recorded %s %s is refused (%s): it is signed again", signed.label, signed.tx_hash, exc
+            )
             return False
         return True
 

@@ -161,6 +161,12 @@ def validate_event(event: Any) -> TaskEvent:
     try:
         status = TaskEventStatus(event.get("status"))
         order_id = event.get("order_id")
+        if order_id is None and status in (
+            TaskEventStatus.COMPLETED,
+            TaskEventStatus.APPROVED,
+            TaskEventStatus.TIMEOUT,
+        ):
+            raise ValueError(f"a {status.value!r} event names no order_id")
         return TaskEvent(
             status=status,
             do_request_id=int(event["do_request_id"]),

@@ -71,7 +71,6 @@ def _submission(**values) -> Submission:
 def test_submission_round_trips_through_json_with_its_intent() -> None:
     intent = SignedTx("_addDORequest", "0x" + "aa" * 32, 7, "0xf86c")
     sub = _submission(node_address=NODE, phase=Phase.ORDER_PLACED, intent=intent, do_request_id=5, order_id=9)
-    sub.refused_results.append("0xresult")
     data = sub.to_dict()
     assert data["phase"] == "order_placed"
     assert data["intent"] == {"label": "_addDORequest", "tx_hash": "0x" + "aa" * 32, "nonce": 7, "raw": "0xf86c"}
@@ -91,7 +90,7 @@ def test_submission_from_dict_ignores_unknown_keys_and_defaults_the_phase() -> N
             "refused_results": None,
         }
     )
-    assert back.phase is Phase.SUBMITTING and back.intent is None and back.refused_results == []
+    assert back.phase is Phase.SUBMITTING and back.intent is None
 
 
 def test_memory_store_keeps_a_copy_not_the_object() -> None:

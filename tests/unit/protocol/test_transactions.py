@@ -382,14 +382,6 @@ class MinedRightAfterTheLookup(FakeEth):
         return super().get_transaction(tx_hash)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: broadcast() looks the hash up BEFORE it reads the mined nonce count; when our own transaction is "
-    "mined in between (or the look-up misses a pooled tx), `mined_nonce() > nonce` is taken as proof that "
-    "ANOTHER transaction used the nonce, NonceTakenError is raised and send() signs the same call again at the "
-    "next nonce: a second spend (a second _addDORequest escrow). The hash should be looked up again after the "
-    "nonce is seen consumed",
-)
 def test_our_own_tx_mined_during_the_check_is_not_taken_for_another(clock, lock_env) -> None:
     eth = MinedRightAfterTheLookup()
     sender = TransactionSender(SimpleNamespace(eth=eth), FakeAccount(), CHAIN, lambda: {"gasPrice": 7}, rpc)

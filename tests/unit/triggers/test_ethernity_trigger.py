@@ -44,7 +44,9 @@ class FakeWatcher:
 
 @pytest.fixture
 def hook(mocker):
-    """The hook's spending methods, patched on the class (the trigger builds its own hook)."""
+    """The hook's spending methods, patched on the class (the trigger builds its own hook, from a connection
+    fetched asynchronously: here a hook for the id, with no connection behind it)."""
+    mocker.patch.object(EthernityHook, "afor_connection", AsyncMock(side_effect=lambda conn_id: EthernityHook(conn_id)))
     return {
         "approve": mocker.patch.object(EthernityHook, "approve_order", return_value="0xapproval"),
         "settle": mocker.patch.object(EthernityHook, "settle_unplaced_request", return_value=None),
@@ -188,7 +190,8 @@ def test_validate_event_round_trips_every_status() -> None:
         (None, "missing or not a dict"),
         ([("status", "completed")], "missing or not a dict"),
         ({"status": "bogus", "do_request_id": 7}, "malformed"),
-        ({"status": "completed"}, r"malformed \('do_request_id'\)"),
+        ({"status": "completed", "order_id": 3}, r"malformed \('do_request_id'\)"),
+        ({"status": "completed", "do_request_id": 7}, "names no order_id"),
         ({"status": "completed", "do_request_id": None}, "malformed"),
     ],
 )
