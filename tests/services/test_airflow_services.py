@@ -38,6 +38,7 @@ FAN_OUT = "ethernity_fan_out"
 PARAMS = "ethernity_params"
 #: mapped tasks per fan-out run (the field report's scale), and task processes the chaos run kills
 LOADED_COUNT = 50
+CHAOS_COUNT = 30
 CHAOS_KILLS = 6
 UI_CONN_ID = "ethernity_ui"
 #: the connection form's custom fields (labels from get_provider_info's conn-fields) and their extra keys
@@ -268,7 +269,7 @@ def test_fan_out_survives_killed_workers_and_a_triggerer_restart(airflow, devnet
             airflow.restart("triggerer")
             chaos["triggerer_restarted"] = True
 
-    summary = run_fan_out(airflow, devnet, monkeypatch, LOADED_COUNT, during=strike)
+    summary = run_fan_out(airflow, devnet, monkeypatch, CHAOS_COUNT, during=strike)
     assert chaos["killed"] >= 1 and chaos["triggerer_restarted"], f"the chaos did not happen: {chaos}"
     print(f"\nchaos: {chaos}, {summary}")
 
