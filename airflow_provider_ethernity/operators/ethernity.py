@@ -170,7 +170,28 @@ class EthernityRunTaskOperator(BaseOperator):
                 raise ValueError(f"resources={resources!r} is not a dict or JSON object") from None
         spec = Resources.from_value(resources)
         node = normalize_node_address(self.node_address) or None
+        self._warn_native_rendering()
         return self.hook.task_spec(code, _encode_input(self.input_data), spec, self.trustedzone, node)
+
+    def _warn_native_rendering(self) -> None:
+        """A Jinja expression inside an ``input_data`` dict or list renders to text (``"['a', 'b']"``) unless the
+        DAG renders native objects: say so, since the task would silently compute on the string."""
+        if not isinstance(self.input_data, (dict, list, tuple)):
+            return
+        try:
+            native = bool(self.dag.render_template_as_native_obj)
+        except Exception:  # an operator outside a DAG
+            native = False
+        if native:
+            return
+        for path, text in _rendered_containers(self.input_data, "input_data"):
+            self.log.warning(
+                "%s is the string %.60r: a template inside a dict or list rendered to text; set "
+                "render_template_as_native_obj=True on the DAG to pass the %s itself",
+                path,
+                text,
+                "list" if text.lstrip().startswith("[") else "object",
+            )
 
     def _state(self, context: Context) -> SubmissionStore:
         """This task instance's submission record: Airflow's ``task_state_store`` (shared by its tries,
@@ -211,6 +232,8 @@ class EthernityRunTaskOperator(BaseOperator):
         EthernityRequestLink.persist(context, self._explorer_url, f"tx/{sub.request_tx}")
         if sub.order_id is not None:
             self._order_known(context, sub)
+        else:  # the UI asks for both links while the task waits: an empty one, not a missing XCom error
+            EthernityOrderLink.persist(context, None, "")
 
     def _order_known(self, context: Context, sub: Submission) -> None:
         self._push(context, order_id=sub.order_id)
@@ -344,6 +367,26 @@ class EthernityRunTaskOperator(BaseOperator):
                     self.log.info("Cancelled DO request %s on kill", submission.do_request_id)
             except Exception as exc:  # never let cleanup hide the kill
                 self.log.warning("Could not cancel DO request %s: %s", submission.do_request_id, exc)
+
+
+def _rendered_containers(value: Any, path: str) -> list[tuple[str, str]]:
+    """Strings nested in ``value`` that are the text of a Python list or dict (a rendered template)."""
+    import ast
+
+    found: list[tuple[str, str]] = []
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        where = f"{path}[{key!r}]"
+        if isinstance(item, (dict, list, tuple)):
+            found += _rendered_containers(item, where)
+        elif isinstance(item, str) and item.strip()[:1] in ("[", "{"):
+            try:
+                parsed = ast.literal_eval(item.strip())
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+            if isinstance(parsed, (list, dict)) and "'" in item:  # JSON text uses double quotes: Python's repr
+                found.append((where, item))
+    return found
 
 
 def _encode_input(value: Any) -> str | None:

@@ -421,3 +421,26 @@ def test_an_event_without_its_order_is_a_malformed_event(client, state, context,
     op = _deferred(client, context)
     with pytest.raises(ValueError, match="malformed"):
         op.execute_complete(make_context(state), {"status": status, "do_request_id": 1})
+
+
+def test_a_template_rendered_to_text_inside_input_data_is_warned_about(capsys) -> None:
+    """``"{{ params.stopwords }}"`` inside a dict renders to ``"['the', 'over']"`` without native rendering."""
+    from airflow.sdk import DAG, Param
+
+    with DAG("text_rendering", params={"stopwords": Param(["the", "over"])}) as dag:
+        op = EthernityRunTaskOperator(task_id="t", code="x", input_data={"words": "{{ params.stopwords }}"})
+    op.render_template_fields({"params": dag.params.dump()})
+    assert op.input_data == {"words": "['the', 'over']"}
+    capsys.readouterr()
+    op._warn_native_rendering()
+    out = capsys.readouterr().out
+    assert "input_data['words'] is the string" in out and "render_template_as_native_obj=True" in out
+
+    with DAG("native_rendering", params={"stopwords": Param(["the"])}, render_template_as_native_obj=True) as dag:
+        native = EthernityRunTaskOperator(task_id="t", code="x", input_data={"words": "{{ params.stopwords }}"})
+    native.render_template_fields({"params": dag.params.dump()})
+    assert native.input_data == {"words": ["the"]}
+    native._warn_native_rendering()
+    plain = EthernityRunTaskOperator(task_id="p", code="x", input_data={"json": '["the"]', "text": "[not python"})
+    plain._warn_native_rendering()  # JSON text and plain strings are fine
+    assert "render_template_as_native_obj" not in capsys.readouterr().out
