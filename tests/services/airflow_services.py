@@ -8,6 +8,13 @@ and checks that no listener is left on the api-server's port.
 
 Executor: Airflow 3.3 allows the ``LocalExecutor`` with SQLite (tasks talk to the api-server's execution
 API, not to the DB), so no PostgreSQL is needed; ``parallelism`` is kept small for a 2-core machine.
+
+A distributed deployment is the same class with options: ``db_url`` (e.g. PostgreSQL), ``executor`` (e.g.
+``EDGE_EXECUTOR``), ``triggerers`` (HA: several ``airflow triggerer`` processes), ``edge_workers`` (``airflow
+edge worker`` processes talking to the api-server over HTTP) and ``separate_machines``: every triggerer and
+worker then runs as its own "machine", with its own HOME, TMPDIR and ``ETHERNITY_LOCK_DIR`` (so the wallet's
+``flock`` and nonce file do not cross them) under ``home/machines/<name>``; edge workers keep their task logs
+there too (they push them to the api-server, as on a real remote machine).
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from airflow_provider_ethernity.devnet.ports import free_port, is_listening
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+EDGE_EXECUTOR = "airflow.providers.edge3.executors.EdgeExecutor"
 HEALTH_COMPONENTS = ("metadatabase", "scheduler", "triggerer", "dag_processor")
 USERNAME = "admin"
 
@@ -54,12 +62,47 @@ class AirflowServices:
     secret_values: tuple[str, ...] = ()
     port: int = 0
     password: str = ""
+    #: the deployment: executor, metadata DB (default: SQLite in ``home``), how many triggerers and edge workers
+    executor: str = "LocalExecutor"
+    db_url: str | None = None
+    triggerers: int = 1
+    edge_workers: int = 0
+    edge_concurrency: int = 8
+    #: triggerers and workers each with their own HOME, TMPDIR and ETHERNITY_LOCK_DIR (see the module doc)
+    separate_machines: bool = False
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ configuration
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The processes of this deployment, in start order."""
+        triggerers = ["triggerer", *(f"triggerer-{i}" for i in range(2, self.triggerers + 1))]
+        workers = [f"edge-worker-{i}" for i in range(1, self.edge_workers + 1)]
+        return ("api-server", "scheduler", "dag-processor", *triggerers, *workers)
+
+    def machine_dir(self, name: str) -> Path:
+        """The private directory of a triggerer or worker running as its own machine."""
+        return self.home / "machines" / name
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The environment of one service: the deployment's, plus its own machine's directories."""
+        env = self.env()
+        if self.separate_machines and (name.startswith("triggerer") or name.startswith("edge-worker")):
+            machine = self.machine_dir(name)
+            for sub in ("home", "tmp", "locks"):
+                (machine / sub).mkdir(parents=True, exist_ok=True)
+            env.update(
+                {"HOME": str(machine / "home"), "TMPDIR": str(machine / "tmp"), "ETHERNITY_LOCK_DIR": str(machine / "locks")}
+            )
+        if name.startswith("edge-worker"):
+            logs = self.machine_dir(name) / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(logs)  # pushed to the api-server's log folder
+        return env
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN"))}
@@ -68,13 +111,14 @@ class AirflowServices:
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__CORE__DAGS_FOLDER": self.dags_folder,
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
                 "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.db_url or f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": f"{self.base_url}/",
@@ -90,6 +134,16 @@ class AirflowServices:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.executor == EDGE_EXECUTOR:
+            env.update(
+                {
+                    "AIRFLOW__EDGE__API_ENABLED": "True",
+                    "AIRFLOW__EDGE__API_URL": f"{self.base_url}/edge_worker/v1/rpcapi",
+                    "AIRFLOW__EDGE__JOB_POLL_INTERVAL": "1",
+                    "AIRFLOW__EDGE__HEARTBEAT_INTERVAL": "5",
+                    "AIRFLOW__EDGE__WORKER_CONCURRENCY": str(self.edge_concurrency),
+                }
+            )
         env.update(self.extra_env)
         return env
 
@@ -121,8 +175,8 @@ class AirflowServices:
         if migrate.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{self.redact(migrate.stdout + migrate.stderr)[-4000:]}")
         try:
-            for name in SERVICES:
-                self._spawn(name, env)
+            for name in self.services:
+                self._spawn(name, self.service_env(name))
             self.wait_healthy(timeout)
         except BaseException:
             self.stop()
@@ -135,9 +189,18 @@ class AirflowServices:
             "dag-processor": ["dag-processor"],
             "triggerer": ["triggerer", "--skip-serve-logs"],
         }
+        if name.startswith("triggerer"):
+            command = commands["triggerer"]
+        elif name.startswith("edge-worker"):
+            command = [
+                "edge", "worker", "--edge-hostname", name, "--concurrency", str(self.edge_concurrency),
+                "--pid", str(self.machine_dir(name) / "worker.pid"),
+            ]  # fmt: skip
+        else:
+            command = commands[name]
         with open(self.home / f"{name}.log", "ab") as log:
             self.procs[name] = subprocess.Popen(
-                [AIRFLOW, *commands[name]],
+                [AIRFLOW, *command],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -156,7 +219,7 @@ class AirflowServices:
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         _signal_group(proc.pid, signal.SIGKILL)  # children the service left behind
-        self._spawn(name, self.env())
+        self._spawn(name, self.service_env(name))
 
     def task_processes(self) -> list[int]:
         """Pids of running task processes (``airflow worker -- <ti id>``) of these services."""
@@ -188,9 +251,27 @@ class AirflowServices:
             self.check_alive()
             health = self.health()
             if health and all((health.get(c) or {}).get("status") == "healthy" for c in HEALTH_COMPONENTS):
+                if self.edge_workers and len(self.edge_workers_online()) < self.edge_workers:
+                    time.sleep(1)
+                    continue
                 return health
             time.sleep(1)
         raise TimeoutError(f"Airflow not healthy within {timeout:g} s: {health}\n{self.log_tail('api-server')}")
+
+    def edge_workers_online(self) -> list[str]:
+        """Names of the edge workers the api-server knows as running or idle."""
+        try:
+            with self.client() as api:
+                response = api.get(f"{self.base_url}/edge_worker/ui/worker", timeout=10)
+        except httpx.HTTPError:
+            return []
+        if response.status_code != 200:
+            return []
+        return [
+            w["worker_name"]
+            for w in response.json().get("workers", [])
+            if w.get("state") in ("idle", "running", "starting")
+        ]
 
     def stop(self, grace: float = 30.0) -> list[str]:
         """SIGTERM every service's process group, SIGKILL after ``grace`` s; returns the leftovers killed."""
