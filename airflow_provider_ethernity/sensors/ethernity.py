@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Sequence
 from functools import cached_property
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
+from airflow.triggers.base import StartTriggerArgs
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 
@@ -38,6 +40,14 @@ class EthernityTaskSensor(BaseSensorOperator):
     :param ethernity_conn_id: the ``ethernity`` connection.
     :param deferrable: wait in the triggerer (default True, or ``[operators] default_deferrable``).
     :param poll_interval: seconds between chain polls (also the poke interval).
+    :param start_from_trigger: start in the triggerer: the scheduler defers the task straight to
+        :class:`EthernityTaskResultTrigger` (no worker process to start it; ``order_id``, ``from_block`` and
+        ``challenge_salt``, or the XComs of ``submit_task_id``, are rendered in the triggerer). Needs
+        ``deferrable`` and a ``challenge_salt`` (or ``submit_task_id``), not a raw ``challenge``.
+    :param end_from_trigger: with ``start_from_trigger`` (default True): the triggerer also fetches, verifies and
+        decrypts the result and ends the task with it, so a successful wait never occupies a worker. A failed
+        task code, a result that fails a check, or a value that is not JSON resume in a worker as usual. The
+        sensor's ``timeout`` is then Airflow's trigger timeout (the task fails, even with ``soft_fail``).
 
     ``timeout``, ``soft_fail``, ``mode`` ("poke"/"reschedule") and the other sensor arguments work as usual.
     A failed task code fails the sensor with the code name and the enclave's error text.
@@ -45,6 +55,14 @@ class EthernityTaskSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("order_id", "challenge_salt", "challenge", "from_block")
     ui_color = "#e8f1ff"
+    start_trigger_args = StartTriggerArgs(
+        trigger_cls="airflow_provider_ethernity.triggers.ethernity.EthernityTaskResultTrigger",
+        next_method="execute_complete",
+        trigger_kwargs=None,
+        next_kwargs=None,
+        timeout=None,
+    )
+    start_from_trigger = False
 
     def __init__(
         self,
@@ -57,6 +75,8 @@ class EthernityTaskSensor(BaseSensorOperator):
         ethernity_conn_id: str = EthernityHook.default_conn_name,
         deferrable: bool = True,
         poll_interval: float = 2.0,
+        start_from_trigger: bool = False,
+        end_from_trigger: bool = True,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
@@ -71,6 +91,43 @@ class EthernityTaskSensor(BaseSensorOperator):
         self.ethernity_conn_id = ethernity_conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.end_from_trigger = end_from_trigger
+        self.start_from_trigger = start_from_trigger
+        if start_from_trigger:
+            self._start_in_triggerer()
+
+    def _start_in_triggerer(self) -> None:
+        """The trigger's kwargs, templates included (the triggerer renders the sensor's template fields that
+        are among them): XCom pulls of ``submit_task_id`` where a value was not given."""
+        if not self.deferrable:
+            raise ValueError("start_from_trigger=True needs deferrable=True")
+        if self.challenge and not self.challenge_salt:
+            raise ValueError("start_from_trigger=True needs challenge_salt (or submit_task_id), not a raw challenge")
+
+        def pulled(value: Any, key: str) -> Any:
+            if value not in (None, "") or not self.submit_task_id:
+                return value
+            return f"{{{{ ti.xcom_pull(task_ids={self.submit_task_id!r}, key={key!r}) }}}}"
+
+        self.order_id = pulled(self.order_id, "order_id")
+        self.challenge_salt = pulled(self.challenge_salt, "challenge_salt")
+        self.from_block = pulled(self.from_block, "from_block")
+        if not self.challenge_salt:
+            raise ValueError("start_from_trigger=True needs challenge_salt or submit_task_id")
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=self.start_trigger_args.trigger_cls,
+            next_method="execute_complete",
+            trigger_kwargs={
+                "ethernity_conn_id": self.ethernity_conn_id,
+                "order_id": self.order_id,
+                "from_block": self.from_block if self.from_block is not None else 0,
+                "challenge_salt": self.challenge_salt,
+                "poll_interval": self.poll_interval,
+                "end_from_trigger": self.end_from_trigger,
+            },
+            next_kwargs=None,
+            timeout=dt.timedelta(seconds=float(self.timeout)) if self.timeout else None,
+        )
 
     @cached_property
     def hook(self) -> EthernityHook:

@@ -279,3 +279,92 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
 
 def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
+
+
+class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
+    """:class:`EthernityTaskCompletedTrigger` for a sensor that starts in the triggerer (``start_from_trigger``),
+    and with ``end_from_trigger`` ends there too: at TASK_COMPLETED it fetches, verifies and decrypts the result
+    (in a worker thread of the triggerer, with the connection's key) and ends the task with the value as its
+    ``return_value`` XCom, so the task instance never gets a worker process.
+
+    ``order_id``, ``from_block`` and ``challenge_salt`` may arrive as Jinja templates (the triggerer renders
+    them before :meth:`run`), so they are parsed there, not here. A task that failed in the enclave, a result
+    that fails a check, or the deadline resume the task in a worker (``{"status": "completed"|"timeout"}``),
+    where the sensor raises its usual errors.
+    """
+
+    def __init__(
+        self,
+        *,
+        order_id: int | str,
+        from_block: int | str = 0,
+        challenge_salt: str | None = None,
+        end_from_trigger: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(order_id=0, from_block=0, **kwargs)
+        self.order_id = order_id  # type: ignore[assignment]  # rendered in the triggerer, parsed in run()
+        self.from_block = from_block  # type: ignore[assignment]
+        self.challenge_salt = challenge_salt
+        self.end_from_trigger = bool(end_from_trigger)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return f"{type(self).__module__}.{type(self).__qualname__}", {
+            **self._base_kwargs(),
+            "order_id": self.order_id,
+            "challenge_salt": self.challenge_salt,
+            "end_from_trigger": self.end_from_trigger,
+        }
+
+    def _parse(self) -> None:
+        def number(name: str, value: Any) -> int:
+            try:
+                parsed = int(str(value).strip())
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}={value!r} is not a non-negative integer (a missing XCom?)") from None
+            if parsed < 0:
+                raise ValueError(f"{name}={parsed} is not a non-negative integer")
+            return parsed
+
+        self.order_id = number("order_id", self.order_id)
+        self.from_block = number("from_block", self.from_block if self.from_block not in (None, "", "None") else 0)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow.triggers.base import TaskSuccessEvent
+
+        self._parse()
+        async for event in super().run():
+            if not self.end_from_trigger or event.payload.get("status") != "completed":
+                yield event
+                return
+            value, ok = await self._result()
+            if ok:
+                self.log.info("Result of order %s verified and decrypted in the triggerer", self.order_id)
+                yield TaskSuccessEvent(xcoms={"return_value": value})
+            else:
+                yield event  # the worker raises the sensor's error with the task code and text
+            return
+
+    async def _result(self) -> tuple[Any, bool]:
+        from asgiref.sync import sync_to_async
+
+        salt = self.challenge_salt if self.challenge_salt not in (None, "", "None") else None
+        if salt is None:
+            return None, False
+        try:
+            hook = await EthernityHook.afor_connection(self.ethernity_conn_id)
+            result = await sync_to_async(hook.get_result, thread_sensitive=False)(
+                self.order_id, None, challenge_salt=salt
+            )
+        except Exception as exc:
+            self.log.warning("Order %s: the result is fetched in a worker instead (%s)", self.order_id, _brief(exc))
+            return None, False
+        if not result.success:
+            return None, False
+        try:
+            import json
+
+            json.dumps(result.value)
+        except (TypeError, ValueError):
+            return None, False  # not JSON: the worker pushes it through its XCom backend
+        return result.value, True

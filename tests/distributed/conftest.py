@@ -24,7 +24,10 @@ from tests.distributed.wallet_audit import SendLog
 from tests.services.airflow_services import EDGE_EXECUTOR, AirflowServices
 
 ROOT = Path(__file__).resolve().parents[2]
-DAG_FILES = (ROOT / "example_dags" / "ethernity_fan_out.py", Path(__file__).with_name("dags") / "ethernity_sensor_wait.py")
+DAG_FILES = (
+    ROOT / "example_dags" / "ethernity_fan_out.py",
+    Path(__file__).with_name("dags") / "ethernity_sensor_wait.py",
+)
 DAG_IDS = ("ethernity_fan_out", "ethernity_sensor_wait")
 WORKERS = 2
 TRIGGERERS = 2
@@ -45,7 +48,9 @@ def send_log(devnet: Devnet) -> Iterator[SendLog]:
 
 
 @pytest.fixture(scope="module")
-def deployment(devnet: Devnet, send_log: SendLog, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowServices]:
+def deployment(
+    devnet: Devnet, send_log: SendLog, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AirflowServices]:
     home = tmp_path_factory.mktemp("airflow-distributed")
     dags = home / "dags"
     dags.mkdir()

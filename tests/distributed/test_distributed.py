@@ -11,7 +11,6 @@ cost time, not money, since the transaction layer resolves them by hash.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from airflow_provider_ethernity.devnet.network import Devnet
 from tests.distributed.wallet_audit import SendLog, WalletAudit, selectors
 from tests.services.airflow_services import AirflowServices
-from tests.services.test_airflow_services import run_fan_out, run_path, task_instances, wait_for_run, xcom
+from tests.services.test_airflow_services import run_fan_out, task_instances, wait_for_run, xcom
 
 pytestmark = [pytest.mark.distributed, pytest.mark.integration]
 
@@ -35,9 +34,65 @@ def chain(devnet: Devnet):
     return client, selectors(client.protocol, client.token)
 
 
+def task_process_ti_ids(services: AirflowServices) -> set[str]:
+    """Task instance ids of the running task processes (``airflow worker -- <ti id>``) of the deployment."""
+    ids = set()
+    for pid in services.task_processes():
+        try:
+            ids.add(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode().rsplit(" ", 1)[-1])
+        except OSError:
+            continue
+    return ids
+
+
+@pytest.mark.timeout(900)
+def test_sensor_starts_and_ends_in_the_triggerer(deployment: AirflowServices, devnet: Devnet,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """``EthernityTaskSensor(start_from_trigger=True)``: the scheduler defers it straight to the triggerer, which
+    renders the submitting task's XComs, waits, verifies and decrypts the result and ends the task: its task
+    instance never had a worker process (none seen while polling, no worker log on any machine)."""
+    from tests.integration.deferral import Ledger
+
+    monkeypatch.setenv("AIRFLOW_CONN_ETHERNITY_DEFAULT", devnet.connection_json())
+    ledger = Ledger()
+    dag_id = "ethernity_sensor_wait"
+    seen: set[str] = set()
+    sensor_states: list[str] = []
+
+    def poll(tis: list[dict]) -> None:
+        seen.update(task_process_ti_ids(deployment))
+        sensor_states.extend(ti["state"] for ti in tis if ti["task_id"] == "collect" and ti["state"])
+
+    with deployment.client() as api:
+        response = api.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None})
+        assert response.status_code == 200, response.text
+        run_id = response.json()["dag_run_id"]
+        run = wait_for_run(deployment, api, dag_id, run_id, timeout=600, on_poll=poll)
+        tis = {ti["task_id"]: ti for ti in task_instances(api, dag_id, run_id)}
+        assert run["state"] == "success", {k: (v["state"], v["try_number"]) for k, v in tis.items()}
+        assert xcom(api, dag_id, run_id, "collect") == "waited in the triggerer"
+        collect = tis["collect"]
+        assert collect["try_number"] == 1, collect
+    assert "deferred" in sensor_states, sensor_states
+    assert collect["id"] not in seen, "the sensor's task instance had a worker process"
+    folder = f"dag_id={dag_id}/run_id={run_id}/task_id=collect"
+    worker_logs = [
+        p for p in deployment.home.rglob("attempt=*.log") if folder in str(p) and ".log.trigger." not in p.name
+    ]
+    trigger_logs = [
+        p for p in deployment.home.rglob("attempt=*.log*") if folder in str(p) and ".log.trigger." in p.name
+    ]
+    assert worker_logs == [], f"the sensor ran in a worker: {worker_logs}"
+    assert trigger_logs, "no triggerer log for the sensor"
+    text = "".join(p.read_text(errors="replace") for p in trigger_logs)
+    assert "verified and decrypted in the triggerer" in text
+    ledger.assert_paid_once(tasks=1, price=1)
+
+
 @pytest.mark.timeout(2400)
-def test_fan_out_of_100_on_two_edge_workers_one_wallet(deployment: AirflowServices, devnet: Devnet,
-                                                       send_log: SendLog, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_fan_out_of_100_on_two_edge_workers_one_wallet(
+    deployment: AirflowServices, devnet: Devnet, send_log: SendLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_ETHERNITY_DEFAULT", devnet.connection_json())
     client, names = chain(devnet)
     audit = WalletAudit(client.w3, [client.address])
@@ -61,7 +116,9 @@ def test_fan_out_of_100_on_two_edge_workers_one_wallet(deployment: AirflowServic
     assert report["nonce delta"] == report["mined"], report
     assert report["by method"].get("_addDORequest") == tasks, report
     assert report["by method"].get("_approveOrder") == tasks, report
-    assert report["nonce delta"] == TX_PER_TASK * tasks, f"{report['nonce delta']} transactions for {tasks} tasks: {report}"
+    assert report["nonce delta"] == TX_PER_TASK * tasks, (
+        f"{report['nonce delta']} transactions for {tasks} tasks: {report}"
+    )
     assert len(workers_used(deployment)) == 2, "both edge workers should have run tasks"
 
 

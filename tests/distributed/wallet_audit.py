@@ -98,9 +98,7 @@ class WalletAudit:
                 methods[(selectors or {}).get(data, "0x" + data.hex())] += 1
                 if receipt["status"] != 1:
                     reverted.append("0x" + bytes(tx["hash"]).hex())
-        nonce_delta = sum(
-            int(self.w3.eth.get_transaction_count(a, "latest")) - n for a, n in self.start_nonces.items()
-        )
+        nonce_delta = sum(int(self.w3.eth.get_transaction_count(a, "latest")) - n for a, n in self.start_nonces.items())
         self.report = {
             "nonce delta": nonce_delta,
             "mined": mined,

@@ -96,7 +96,11 @@ class AirflowServices:
             for sub in ("home", "tmp", "locks"):
                 (machine / sub).mkdir(parents=True, exist_ok=True)
             env.update(
-                {"HOME": str(machine / "home"), "TMPDIR": str(machine / "tmp"), "ETHERNITY_LOCK_DIR": str(machine / "locks")}
+                {
+                    "HOME": str(machine / "home"),
+                    "TMPDIR": str(machine / "tmp"),
+                    "ETHERNITY_LOCK_DIR": str(machine / "locks"),
+                }
             )
         if name.startswith("edge-worker"):
             logs = self.machine_dir(name) / "logs"
