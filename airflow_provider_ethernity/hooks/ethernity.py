@@ -2,6 +2,8 @@
 
 The connection holds the network and its endpoints in ``extra`` (edited as fields in the Airflow UI) and the
 wallet private key in the password field. The key is handed to the protocol client only; it is never logged.
+The password may hold a pool of keys (a JSON list, or one per line): each task instance then signs with its
+own wallet of the pool, chosen deterministically (see :mod:`airflow_provider_ethernity.wallets`).
 """
 
 from __future__ import annotations
@@ -53,10 +55,14 @@ class EthernityHook(BaseHook):
     conn_type = "ethernity"
     hook_name = "Ethernity Cloud"
 
-    def __init__(self, ethernity_conn_id: str = default_conn_name, retry: RetryPolicy = DEFAULT_RETRY) -> None:
+    def __init__(
+        self, ethernity_conn_id: str = default_conn_name, retry: RetryPolicy = DEFAULT_RETRY, wallet: str | None = None
+    ) -> None:
         super().__init__()
         self.ethernity_conn_id = ethernity_conn_id
         self.retry = retry
+        #: with a wallet pool: an address of the pool, a task instance slot, or None (the running task's wallet)
+        self.wallet = wallet
 
     # ------------------------------------------------------------------ connection
     @staticmethod
@@ -70,18 +76,31 @@ class EthernityHook(BaseHook):
         return values
 
     @classmethod
-    def settings_from_connection(cls, conn: Any) -> ClientSettings:
-        """Validated client settings of a connection (raises ConfigurationError naming the field)."""
+    def settings_from_connection(cls, conn: Any, wallet: str | None = None) -> ClientSettings:
+        """Validated client settings of a connection (raises ConfigurationError naming the field); with a wallet
+        pool in the password, the key ``wallet`` selects (see :func:`.wallets.choose_key`)."""
+        from airflow_provider_ethernity import wallets
+
         extras = cls._extras(conn)
         network = extras.pop("network", "bloxberg_testnet")
         if "rpc_url" not in extras and conn.host:
             extras["rpc_url"] = conn.host
-        return ClientSettings.build(network, private_key=conn.password, **extras)
+        key = conn.password
+        if key and ("\n" in key.strip() or "," in key or key.lstrip().startswith("[")):
+            try:
+                key = wallets.choose_key(wallets.parse_keys(key), wallet)
+            except ValueError as exc:
+                from airflow_provider_ethernity.protocol.errors import ConfigurationError
+
+                raise ConfigurationError(f"private key (connection password): {exc}") from None
+        return ClientSettings.build(network, private_key=key, **extras)
 
     @cached_property
     def settings(self) -> ClientSettings:
         """The validated client settings of the connection (raises ConfigurationError with the field name)."""
-        return self.settings_from_connection(self.get_connection(self.ethernity_conn_id))
+        from airflow_provider_ethernity.wallets import current_slot
+
+        return self.settings_from_connection(self.get_connection(self.ethernity_conn_id), self.wallet or current_slot())
 
     @classmethod
     async def aget_reader_settings(cls, conn_id: str) -> ClientSettings:
@@ -89,11 +108,12 @@ class EthernityHook(BaseHook):
         return cls.settings_from_connection(await cls.aget_connection(conn_id))
 
     @classmethod
-    async def afor_connection(cls, conn_id: str) -> EthernityHook:
+    async def afor_connection(cls, conn_id: str, wallet: str | None = None) -> EthernityHook:
         """A hook whose connection was fetched without blocking the event loop (for triggers): its sync methods
-        can then run in a worker thread of the triggerer without reaching for the connection again."""
-        hook = cls(conn_id)
-        hook.__dict__["settings"] = cls.settings_from_connection(await cls.aget_connection(conn_id))
+        can then run in a worker thread of the triggerer without reaching for the connection again. ``wallet``:
+        the task instance's slot (a trigger's ``task_instance``) or an address, for a wallet pool."""
+        hook = cls(conn_id, wallet=wallet)
+        hook.__dict__["settings"] = cls.settings_from_connection(await cls.aget_connection(conn_id), wallet)
         return hook
 
     def get_conn(self) -> EthernityClient:

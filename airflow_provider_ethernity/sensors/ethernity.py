@@ -42,7 +42,8 @@ class EthernityTaskSensor(BaseSensorOperator):
     :param poll_interval: seconds between chain polls (also the poke interval).
     :param start_from_trigger: start in the triggerer: the scheduler defers the task straight to
         :class:`EthernityTaskResultTrigger` (no worker process to start it; ``order_id``, ``from_block`` and
-        ``challenge_salt``, or the XComs of ``submit_task_id``, are rendered in the triggerer). Needs
+        ``challenge_salt``, or the XComs of ``submit_task_id`` at the sensor's own map index, are rendered in the
+        triggerer). Needs
         ``deferrable`` and a ``challenge_salt`` (or ``submit_task_id``), not a raw ``challenge``.
     :param end_from_trigger: with ``start_from_trigger`` (default True): the triggerer also fetches, verifies and
         decrypts the result and ends the task with it, so a successful wait never occupies a worker. A failed
@@ -107,7 +108,10 @@ class EthernityTaskSensor(BaseSensorOperator):
         def pulled(value: Any, key: str) -> Any:
             if value not in (None, "") or not self.submit_task_id:
                 return value
-            return f"{{{{ ti.xcom_pull(task_ids={self.submit_task_id!r}, key={key!r}) }}}}"
+            # an explicit map index: the triggerer answers single XCom reads only (GetXCom), not the slice reads a
+            # pull without map_indexes makes (Airflow 3.3.2: that request is never answered and the trigger hangs)
+            task = self.submit_task_id
+            return f"{{{{ ti.xcom_pull(task_ids={task!r}, key={key!r}, map_indexes=ti.map_index) }}}}"
 
         self.order_id = pulled(self.order_id, "order_id")
         self.challenge_salt = pulled(self.challenge_salt, "challenge_salt")
@@ -199,7 +203,12 @@ class EthernityTaskSensor(BaseSensorOperator):
     def _result(self, order_id: int, challenge: _Challenge) -> Any:
         from airflow_provider_ethernity.operators.ethernity import EthernityTaskFailed
 
-        result = self.hook.get_result(order_id, challenge.challenge, challenge_salt=challenge.salt)
+        # the order's requester holds the key that decrypts it: with a wallet pool, the submitting task's wallet
+        hook = self.hook
+        owner = hook.get_order(order_id).downer
+        if str(owner).lower() != str(hook.client.address).lower():
+            hook = EthernityHook(self.ethernity_conn_id, wallet=owner)
+        result = hook.get_result(order_id, challenge.challenge, challenge_salt=challenge.salt)
         if not result.success:
             raise EthernityTaskFailed(order_id, result.task_code, result.task_code_name, result.text)
         self.log.info("Result of order %s verified and decrypted: %s", order_id, result.task_code_name)

@@ -19,6 +19,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
+from airflow_provider_ethernity.wallets import FIRST
 
 
 class _EthernityWaitTrigger(BaseTrigger):
@@ -55,6 +56,19 @@ class _EthernityWaitTrigger(BaseTrigger):
     async def _watcher(self) -> Any:
         return await EthernityHook.aget_watcher(self.ethernity_conn_id, self.poll_interval)
 
+    def _wallet(self) -> str | None:
+        """The wallet slot of the deferred task instance (a wallet pool signs with the task's own wallet)."""
+        from airflow_provider_ethernity.wallets import slot_of
+
+        return slot_of(self.task_instance) if self.task_instance is not None else None
+
+    async def _spending_hook(self) -> EthernityHook:
+        """The hook that signs for the deferred task: with a wallet pool, the task instance's own wallet."""
+        wallet = self._wallet()
+        if wallet is None:
+            return await EthernityHook.afor_connection(self.ethernity_conn_id)
+        return await EthernityHook.afor_connection(self.ethernity_conn_id, wallet)
+
     def _seconds_left(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.time())
 
@@ -71,7 +85,7 @@ class _EthernityWaitTrigger(BaseTrigger):
             return
         from asgiref.sync import sync_to_async
 
-        hook = await EthernityHook.afor_connection(self.ethernity_conn_id)
+        hook = await self._spending_hook()
         tx = await sync_to_async(hook.cancel_task, thread_sensitive=False)(self.do_request_id)
         if tx:
             self.log.info("Cancelled DO request %s on kill (tx %s)", self.do_request_id, tx)
@@ -238,7 +252,7 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         assert self.do_request_id is not None
         watcher = await self._watcher()
-        hook = await EthernityHook.afor_connection(self.ethernity_conn_id)
+        hook = await self._spending_hook()
         order_id = self.order_id
         if order_id is None:
             self.log.info("Waiting for a node to place an order for DO request %s", self.do_request_id)
@@ -352,7 +366,10 @@ class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
         if salt is None:
             return None, False
         try:
-            hook = await EthernityHook.afor_connection(self.ethernity_conn_id)
+            # the order's requester holds the key that decrypts it (with a wallet pool: not this task's wallet)
+            reader = await EthernityHook.afor_connection(self.ethernity_conn_id, FIRST)
+            order = await sync_to_async(reader.get_order, thread_sensitive=False)(self.order_id)
+            hook = await EthernityHook.afor_connection(self.ethernity_conn_id, order.downer)
             result = await sync_to_async(hook.get_result, thread_sensitive=False)(
                 self.order_id, None, challenge_salt=salt
             )
