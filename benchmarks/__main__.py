@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, float | str | None] = {
     "latency": 1.0,
     "triggerer_scale": 1.0,
     "approval_latency": 1.0,
+    "triggerer_real": 1.0,
+    "distributed": None,
 }
 
 

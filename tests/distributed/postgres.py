@@ -103,6 +103,14 @@ class PostgresServer:
         )  # fmt: skip
         return self
 
+    def create_database(self, name: str) -> str:
+        """A new empty database on this server; returns its SQLAlchemy URL."""
+        subprocess.run(
+            [str(binaries() / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", DB_USER, name],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return f"postgresql+psycopg2://{DB_USER}@127.0.0.1:{self.port}/{name}"
+
     def log_tail(self, chars: int = 3000) -> str:
         path = self.data / "postgres.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""

@@ -1,0 +1,206 @@
+"""Benchmark: ``ethernity_fan_out`` on a distributed Airflow, 1 vs 2 machines, one wallet vs a wallet pool.
+
+The deployment of ``tests/distributed`` (PostgreSQL from a wheel, the Edge executor, two triggerers, every
+triggerer and worker its own "machine": own HOME, TMPDIR and ``ETHERNITY_LOCK_DIR``), on a devnet with a block
+per transaction. Each worker has the same number of task slots (a machine of fixed size), so 2 workers have
+twice the slots of one. Configurations, each on a fresh metadata DB:
+
+* 1 worker, one wallet (the single-machine baseline: every send of a worker coordinated by its ``flock``;
+  the triggerers are still separate machines);
+* 2 workers, one wallet (the shared wallet across machines);
+* 2 workers, a pool of 4 wallets in the same connection (a deterministic wallet per task instance).
+
+Per configuration: wall time from the run's creation to its end (tasks per minute), the money invariant (one DO
+request per task instance, tokens down by the prices), the wallets' transactions (nonce delta, reverted, gas
+per task), and nonce collisions: answers "nonce too low" / "already known" / "replacement underpriced" to raw
+transactions, counted at an RPC proxy all services use.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.table import Figure
+
+TASK_PRICE = 1
+SLOTS_PER_WORKER = 4
+POOL = 4
+SPEEDUP_GOAL = 1.6
+EXTRA_GAS_GOAL = 2.0  # percent over a single machine
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fund_pool(net: Any, count: int, tasks: int) -> list[str]:
+    """``count`` new wallets, each with enough tokens for every task and native coin for gas, from the requester."""
+    from eth_account import Account
+
+    from benchmarks.common import client_for
+
+    client = client_for(net)
+    w3 = client.w3
+    keys = ["0x" + secrets.token_hex(32) for _ in range(count)]
+    sender = Account.from_key(net.requester_key)
+    nonce = w3.eth.get_transaction_count(sender.address, "pending")
+    hashes = []
+    for key in keys:
+        address = Account.from_key(key).address
+        gas_price = w3.eth.gas_price * 2
+        coin = {"to": address, "value": 10 * 10**18, "gas": 21000, "gasPrice": gas_price, "nonce": nonce,
+                "chainId": w3.eth.chain_id}  # fmt: skip
+        hashes.append(w3.eth.send_raw_transaction(sender.sign_transaction(coin).raw_transaction))
+        nonce += 1
+        call = client.token.functions.transfer(address, (tasks + 2) * TASK_PRICE * 10**18)
+        tx = call.build_transaction({"from": sender.address, "nonce": nonce, "gasPrice": gas_price,
+                                     "chainId": w3.eth.chain_id})  # fmt: skip
+        hashes.append(w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction))
+        nonce += 1
+    for tx_hash in hashes:
+        if w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)["status"] != 1:
+            raise RuntimeError("funding a pool wallet failed")
+    return keys
+
+
+def _run_config(net: Any, postgres: Any, name: str, workers: int, keys: list[str], count: int) -> dict[str, Any]:
+    from eth_account import Account
+
+    from benchmarks.common import client_for
+    from tests.distributed.wallet_audit import SendLog, WalletAudit, selectors
+    from tests.services.airflow_services import EDGE_EXECUTOR, AirflowServices
+
+    client = client_for(net)
+    addresses = [Account.from_key(k).address for k in keys]
+    audit = WalletAudit(client.w3, addresses)
+    first_request = int(client.protocol.functions._getDORequestsCount().call())
+    balances = {a: client.token_balance(a) for a in addresses}
+    db_url = postgres.create_database(f"bench_{name}")
+    with tempfile.TemporaryDirectory(prefix="etny-bench-dist-") as tmp, SendLog(net.state.rpc_url) as proxy:
+        dags = Path(tmp) / "dags"
+        dags.mkdir()
+        shutil.copy(ROOT / "example_dags" / "ethernity_fan_out.py", dags)
+        conn = json.loads(net.connection_json())
+        conn["extra"]["rpc_url"] = proxy.url
+        conn["password"] = "\n".join(keys)
+        services = AirflowServices(
+            home=Path(tmp) / "airflow",
+            dags_folder=str(dags),
+            executor=EDGE_EXECUTOR,
+            db_url=db_url,
+            triggerers=2,
+            edge_workers=workers,
+            edge_concurrency=SLOTS_PER_WORKER,
+            parallelism=16,
+            separate_machines=True,
+            extra_env={
+                "AIRFLOW_CONN_ETHERNITY_DEFAULT": json.dumps(conn),
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "8",
+                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
+                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "5",
+            },
+            secret_values=tuple(keys),
+        )
+        services.start(timeout=400)
+        try:
+            with services.client() as api:
+                deadline = time.monotonic() + 300
+                while api.get("/dags/ethernity_fan_out").status_code != 200:
+                    services.check_alive()
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the dag-processor did not register ethernity_fan_out")
+                    time.sleep(1)
+                started = time.monotonic()
+                response = api.post("/dags/ethernity_fan_out/dagRuns",
+                                    json={"logical_date": None, "conf": {"count": count}})  # fmt: skip
+                response.raise_for_status()
+                path = f"/dags/ethernity_fan_out/dagRuns/{response.json()['dag_run_id']}"
+                state = ""
+                deadline = time.monotonic() + 3600
+                while time.monotonic() < deadline:
+                    services.check_alive()
+                    state = api.get(path).json().get("state", "")
+                    if state in ("success", "failed"):
+                        break
+                    time.sleep(2)
+                seconds = time.monotonic() - started
+                tis = api.get(f"{path}/taskInstances", params={"limit": 200}).json()["task_instances"]
+        finally:
+            services.stop()
+    tasks = count + 1
+    report = audit.finish(selectors(client.protocol, client.token))
+    requests = int(client.protocol.functions._getDORequestsCount().call()) - first_request
+    spent = sum(balances[a] - client.token_balance(a) for a in addresses) / 10**18
+    return {
+        "name": name,
+        "workers": workers,
+        "wallets": len(keys),
+        "state": state,
+        "seconds": seconds,
+        "tasks": tasks,
+        "paid_once": state == "success" and requests == tasks and spent == tasks * TASK_PRICE,
+        "requests": requests,
+        "spent": spent,
+        "retries": sum(ti["try_number"] - 1 for ti in tis if ti["task_id"] == "squares"),
+        "wallet": report,
+        "collisions": proxy.collisions(),
+        "send_errors": dict(proxy.send_errors),
+        "raw_sends": proxy.sends,
+    }
+
+
+def run(net: Any, smoke: bool = False) -> list[Figure]:
+    """``net``: a running devnet with a block per transaction, registered as ``ethernity_default``."""
+    from tests.distributed.postgres import PostgresServer
+
+    count = 10 if smoke else 100
+    results = []
+    with PostgresServer() as postgres:
+        one_wallet = [net.requester_key]
+        results.append(_run_config(net, postgres, "one_machine", 1, one_wallet, count))
+        results.append(_run_config(net, postgres, "two_machines", 2, one_wallet, count))
+        if not smoke:
+            pool = _fund_pool(net, POOL, count)
+            results.append(_run_config(net, postgres, "two_machines_pool", 2, pool, count))
+    return _figures(results)
+
+
+def _figures(results: list[dict[str, Any]]) -> list[Figure]:
+    base = results[0]
+    figures = []
+    gas_base = base["wallet"]["gas used"] / base["tasks"]
+    for r in results:
+        label = f"{r['workers']} worker(s), {r['wallets']} wallet(s)"
+        tx_expected = 3 * r["tasks"]
+        extra_tx = r["wallet"]["nonce delta"] - tx_expected
+        gas = r["wallet"]["gas used"] / r["tasks"]
+        extra_gas = (gas / gas_base - 1) * 100
+        per_min = r["tasks"] / r["seconds"] * 60
+        figures += [
+            Figure("distributed", f"{label}: run, DO requests, tokens",
+                   f"{r['state']}, {r['requests']}, {r['spent']:g}", "", f"success, {r['tasks']}, {r['tasks']}",
+                   bool(r["paid_once"])),
+            Figure("distributed", f"{label}: throughput", round(per_min, 1), "tasks/min",
+                   note=f"{r['tasks']} tasks in {r['seconds']:.0f} s; {r['retries']} Airflow retries"),
+            Figure("distributed", f"{label}: failed/reverted transactions", len(r["wallet"]["reverted"]), "",
+                   "0", not r["wallet"]["reverted"]),
+            Figure("distributed", f"{label}: extra transactions (nonce delta - 3 per task)", extra_tx, "", "0",
+                   extra_tx == 0, f"{r['wallet']['nonce delta']} sent for {r['tasks']} tasks"),
+            Figure("distributed", f"{label}: nonce collisions per task", round(r["collisions"] / r["tasks"], 3), "",
+                   note=f"{r['collisions']} of {r['raw_sends']} raw sends; errors {r['send_errors']}"),
+            Figure("distributed", f"{label}: gas per task", round(gas), "gas", f"<= +{EXTRA_GAS_GOAL:g}% vs 1 worker",
+                   extra_gas <= EXTRA_GAS_GOAL, f"{extra_gas:+.2f}% vs 1 worker"),
+        ]  # fmt: skip
+    two = next((r for r in results if r["name"] == "two_machines"), None)
+    if two is not None:
+        speedup = base["seconds"] / two["seconds"]
+        figures.append(Figure("distributed", "throughput 2 workers / 1 worker (one wallet)", round(speedup, 2),
+                              "x", f">= {SPEEDUP_GOAL:g}", speedup >= SPEEDUP_GOAL,
+                              f"{SLOTS_PER_WORKER} task slots per worker; 2 shared cores"))  # fmt: skip
+    return figures
