@@ -102,6 +102,7 @@ def _run_config(net: Any, postgres: Any, name: str, workers: int, keys: list[str
                 "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "8",
                 "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
+            "AIRFLOW__API__MAXIMUM_PAGE_LIMIT": "500",  # one page for the 100 mapped task instances
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "5",
             },
