@@ -76,8 +76,8 @@ def deployment(
             "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
             "AIRFLOW__API__MAXIMUM_PAGE_LIMIT": "500",  # one page for the 100 mapped task instances
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "5",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "10",  # the api-server serves every task and worker
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "20",
         },
         secret_values=(devnet.requester_key or "",),
     )
