@@ -66,7 +66,7 @@ from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState, TaskInstanceState
 from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
-args = json.loads(sys.argv[1])
+args = json.loads(sys.stdin.read())
 with create_session() as session:
     dag = DBDagBag().get_latest_version_of_dag(args["dag_id"], session=session)
     run_id = "bench_" + args["task_id"] + "_" + args["run"]
@@ -187,8 +187,8 @@ class Deployment:
         """Defer map indexes ``offset``.. of ``task_id`` in a new run ``run``, one trigger each."""
         args = {"dag_id": DAG_ID, "task_id": task_id, "triggers": triggers, "run": run, "offset": offset}
         args = json.dumps(args, default=str)
-        done = subprocess.run([sys.executable, "-c", SEED, args], env=self.env, capture_output=True, text=True,
-                              timeout=900)  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", SEED], input=args, env=self.env, capture_output=True,
+                              text=True, timeout=900)  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"seeding {task_id} failed: {done.stderr[-2000:]}")
 
