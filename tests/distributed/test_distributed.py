@@ -3,7 +3,8 @@ its own machine (see conftest), one wallet.
 
 ``ethernity_fan_out`` with 100 mapped tasks: every result right, one DO request per task instance, the balance
 down by exactly the prices, nothing left OPEN/AVAILABLE/BOOKED, and every transaction the wallet sent accounted
-for: 3 per task (token ``approve``, ``_addDORequest``, ``_approveOrder``) and none reverted. Nonce collisions
+for: 3 per task (token ``approve``, ``_addDORequest``, ``_approveOrder``) plus the re-approvals of allowance
+races between machines (measured: 5 for 101 tasks), none reverted, no nonce skipped. Nonce collisions
 between the machines (answers of the node to raw transactions, at the proxy) are reported, not asserted: they
 cost time, not money, since the transaction layer resolves them by hash.
 """
@@ -111,14 +112,18 @@ def test_fan_out_of_100_on_two_edge_workers_one_wallet(
         "workers used": sorted(workers_used(deployment)),
     }
     print("\ndistributed fan-out:", json.dumps(figures, indent=1))
-    # every transaction accounted for: none reverted, none extra (a replaced or re-signed one that got mined)
+    # every transaction accounted for: none reverted, no nonce skipped or replaced (every nonce used is a mined
+    # transaction of the wallet), one _addDORequest and one _approveOrder per task, and one approve per task plus
+    # the re-approvals of allowance races between machines (two machines' approvals of one wallet overwrite each
+    # other's allowance: the loser approves again; the only extra gas a shared wallet can cost)
+    methods = report["by method"]
+    extra_approvals = methods.get("approve", 0) - tasks
     assert report["reverted"] == [], f"reverted transactions: {report['reverted']}"
     assert report["nonce delta"] == report["mined"], report
-    assert report["by method"].get("_addDORequest") == tasks, report
-    assert report["by method"].get("_approveOrder") == tasks, report
-    assert report["nonce delta"] == TX_PER_TASK * tasks, (
-        f"{report['nonce delta']} transactions for {tasks} tasks: {report}"
-    )
+    assert set(methods) == {"approve", "_addDORequest", "_approveOrder"}, report
+    assert methods["_addDORequest"] == tasks and methods["_approveOrder"] == tasks, report
+    assert report["nonce delta"] == TX_PER_TASK * tasks + extra_approvals, report
+    assert 0 <= extra_approvals <= tasks // 5, f"{extra_approvals} re-approvals for {tasks} tasks: {report}"
     assert len(workers_used(deployment)) == 2, "both edge workers should have run tasks"
 
 
