@@ -195,7 +195,8 @@ def _figures(results: list[dict[str, Any]]) -> list[Figure]:
             Figure("distributed", f"{label}: failed/reverted transactions", len(r["wallet"]["reverted"]), "",
                    "0", not r["wallet"]["reverted"]),
             Figure("distributed", f"{label}: extra transactions (nonce delta - 3 per task)", extra_tx, "", "0",
-                   extra_tx == 0, f"{r['wallet']['nonce delta']} sent for {r['tasks']} tasks"),
+                   extra_tx == 0, f"{r['wallet']['nonce delta']} sent for {r['tasks']} tasks: "
+                   f"{r['wallet']['by method']}; {r['wallet']['wallets used']} wallet(s) used"),
             Figure("distributed", f"{label}: nonce collisions per task", round(r["collisions"] / r["tasks"], 3), "",
                    note=f"{r['collisions']} of {r['raw_sends']} raw sends; errors {r['send_errors']}"),
             Figure("distributed", f"{label}: gas per task", round(gas), "gas", f"<= +{EXTRA_GAS_GOAL:g}% vs 1 worker",
