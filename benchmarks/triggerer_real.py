@@ -235,6 +235,14 @@ class Deployment:
             db.execute("UPDATE task_instance SET trigger_id = NULL, state = 'success' WHERE trigger_id IS NOT NULL")
             db.execute("DELETE FROM trigger")
 
+    def started(self, task_id: str) -> int:
+        """Triggers of ``task_id`` the runner has started (their log says "trigger ... starting")."""
+        count = 0
+        for path in (self.home / "logs").rglob(f"task_id={task_id}/map_index=*/attempt=*.log.trigger.*"):
+            with open(path, errors="replace") as fh:
+                count += any(" starting" in line and '"trigger ' in line for line in fh)
+        return count
+
     def fired_times(self, task_id: str) -> dict[int, float]:
         """map index -> time of "Trigger fired event" in that task instance's trigger log."""
         from datetime import datetime
@@ -313,7 +321,11 @@ def measure(net: Any, n: int, close_seconds: float, window: float) -> dict[str, 
         pgid = dep.start_triggerer()
         try:
             out["ethernity"] = _marginal_rss(dep, pgid, "ethernity", triggers)
-            time.sleep(3)  # the catch-up from from_block is over
+            deadline = time.monotonic() + 300
+            while dep.started("ethernity") < n and time.monotonic() < deadline:  # every trigger is waiting
+                time.sleep(2)
+            out["started"] = dep.started("ethernity")
+            time.sleep(5)  # the catch-up from from_block is over
             w3 = factory.w3
             head0, (req0, calls0), cpu0 = w3.eth.block_number, proxy.snapshot(), _runner_cpu(pgid)
             time.sleep(window)
@@ -368,7 +380,8 @@ def _figures(m: dict[str, Any]) -> list[Figure]:
         Figure(name, "all triggers fired in the real triggerer", f"{m['fired']}/{n}", "", f"{n}/{n}",
                m["fired"] == n),
         Figure(name, "RPC requests per new block (HTTP, at the proxy)", round(per_block, 2), "", f"<= {RPC_GOAL:g}",
-               per_block <= RPC_GOAL, f"{m['http_requests']} requests over {m['blocks']} blocks: {calls}"),
+               per_block <= RPC_GOAL, f"{m['http_requests']} requests over {m['blocks']} blocks: {calls}; "
+                                      f"{m['started']}/{n} triggers running"),
         Figure(name, "triggerer RSS per deferred task: ours", round(ours, 1), "KB",
                note=f"idle triggerer {m['ethernity']['idle'] / 2**20:.0f} MiB (supervisor + runner); the first "
                     f"trigger adds {m['ethernity']['first'] / 2**20:.1f} MiB once (web3, the shared watcher)"),
