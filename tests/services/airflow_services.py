@@ -146,6 +146,10 @@ class AirflowServices:
                     "AIRFLOW__EDGE__JOB_POLL_INTERVAL": "1",
                     "AIRFLOW__EDGE__HEARTBEAT_INTERVAL": "5",
                     "AIRFLOW__EDGE__WORKER_CONCURRENCY": str(self.edge_concurrency),
+                    # an edge worker signs each request with a token valid this long; on a starved machine a
+                    # request can wait longer than the default 30 s, then the api-server answers 403 and the
+                    # worker exits
+                    "AIRFLOW__API_AUTH__JWT_LEEWAY": "300",
                 }
             )
         env.update(self.extra_env)
