@@ -40,6 +40,16 @@ def parse_keys(password: str | None) -> list[str]:
     return keys
 
 
+def mask(keys: list[str]) -> None:
+    """Ask Airflow's secrets masker to hide every key of a pool (it masks the password as one string)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - older task SDKs
+        return
+    for key in keys:
+        mask_secret(key)
+
+
 def slot(dag_id: str, run_id: str, task_id: str, map_index: int | None) -> str:
     """The identity a task instance's wallet is chosen by (the same for all its tries)."""
     return f"{dag_id}/{run_id}/{task_id}/{-1 if map_index is None else int(map_index)}"

@@ -88,7 +88,9 @@ class EthernityHook(BaseHook):
         key = conn.password
         if key and ("\n" in key.strip() or "," in key or key.lstrip().startswith("[")):
             try:
-                key = wallets.choose_key(wallets.parse_keys(key), wallet)
+                keys = wallets.parse_keys(key)
+                wallets.mask(keys)
+                key = wallets.choose_key(keys, wallet)
             except ValueError as exc:
                 from airflow_provider_ethernity.protocol.errors import ConfigurationError
 
@@ -288,6 +290,10 @@ class EthernityHook(BaseHook):
         try:
             conn = self.get_connection(self.ethernity_conn_id)
             secrets = [conn.password or "", str(self._extras(conn).get("ipfs_token") or "")]
+            if conn.password and ("\n" in conn.password.strip() or "," in conn.password):
+                from airflow_provider_ethernity.wallets import parse_keys
+
+                secrets += parse_keys(conn.password)  # every key of a wallet pool
         except Exception:
             return message
         for secret in secrets:
