@@ -241,6 +241,36 @@ class EthernityHook(BaseHook):
             poll_interval=poll_interval,
         )
 
+    def get_ipfs_client(self) -> Any:
+        """An ``ipfshttpclient.Client`` for the connection's IPFS API (address, token header, timeout), for DAG
+        authors' own IPFS work in ``@task`` code: ``add``, ``cat``, ``pin`` of data handled directly.
+
+        The provider's own uploads and result reads use its streaming HTTP client instead (sealed artefacts and
+        results can be hundreds of MiB). Close the client (``with hook.get_ipfs_client() as ipfs:``).
+        """
+        import warnings
+        from urllib.parse import urlsplit
+
+        import ipfshttpclient
+
+        settings = self.settings
+        if not settings.ipfs_api_url:
+            from airflow_provider_ethernity.protocol.errors import ConfigurationError
+
+            raise ConfigurationError("ipfs_api_url is required: the connection names no IPFS API")
+        parts = urlsplit(settings.ipfs_api_url)
+        scheme = "https" if parts.scheme == "https" else "http"
+        host = parts.hostname or "127.0.0.1"
+        kind = "ip6" if ":" in host else "ip4" if host.replace(".", "").isdigit() else "dns"
+        addr = f"/{kind}/{host}/tcp/{parts.port or (443 if scheme == 'https' else 5001)}/{scheme}"
+        headers = {"Authorization": settings.ipfs_token} if settings.ipfs_token else {}
+        with warnings.catch_warnings():  # ipfshttpclient's urllib3 "strict" FutureWarning at construction
+            warnings.simplefilter("ignore")
+            # ``ipfshttpclient.connect()`` refuses daemons newer than 0.8: the client is built directly
+            return ipfshttpclient.Client(
+                addr, base=parts.path or "/api/v0", headers=headers, timeout=settings.ipfs_timeout
+            )
+
     # ------------------------------------------------------------------ UI
     def test_connection(self) -> tuple[bool, str]:
         """Chain reachable with the expected chain id, contracts deployed, IPFS reachable, wallet funded."""
