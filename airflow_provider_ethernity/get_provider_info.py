@@ -104,6 +104,14 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_ethernity.triggers.ethernity"],
             }
         ],
+        "asset-uris": [
+            {
+                "schemes": ["ipfs"],
+                "handler": "airflow_provider_ethernity.assets.sanitize_uri",
+                "factory": "airflow_provider_ethernity.assets.create_asset",
+                "to_openlineage_converter": "airflow_provider_ethernity.assets.convert_asset_to_openlineage",
+            }
+        ],
         "extra-links": [
             "airflow_provider_ethernity.links.ethernity.EthernityRequestLink",
             "airflow_provider_ethernity.links.ethernity.EthernityOrderLink",

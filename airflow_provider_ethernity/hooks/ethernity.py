@@ -206,6 +206,15 @@ class EthernityHook(BaseHook):
         """The verified, decrypted result of a closed order (give the submission's ``challenge_salt``)."""
         return self.client.get_result(order_id, challenge, challenge_salt=challenge_salt)
 
+    def get_input_cid(self, do_request_id: int) -> str | None:
+        """The CID of a DO request's sealed input dataset (from its metadata on chain), None without input."""
+        from airflow_provider_ethernity.protocol.metadata import parse_artefact_metadata
+
+        _owner, _image, _code, input_text, _node = self.client._view(
+            self.client.protocol.functions._getDORequestMetadata(int(do_request_id))
+        )
+        return parse_artefact_metadata(input_text).cid or None
+
     def reclaim(
         self, held_do_requests: set[int] | frozenset[int] = frozenset(), *, dry_run: bool = False
     ) -> ReclaimReport:

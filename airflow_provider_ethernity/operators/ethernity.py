@@ -267,7 +267,7 @@ class EthernityRunTaskOperator(BaseOperator):
                 return self._approved(sub)
             try:
                 lifecycle.await_completion(sub)
-                return self._deliver(context, lifecycle.fetch_result(sub))
+                return self._deliver(context, sub, lifecycle.fetch_result(sub))
             except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait again
                 self.log.warning("%s; waiting again", not_yet)
             except OperatorFaultError as fault:
@@ -340,7 +340,7 @@ class EthernityRunTaskOperator(BaseOperator):
         if not self.wait_for_completion:
             return self._approved(sub)
         try:
-            return self._deliver(context, lifecycle.fetch_result(sub))
+            return self._deliver(context, sub, lifecycle.fetch_result(sub))
         except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait for it again
             self.log.warning("%s; waiting again", not_yet)
         except OperatorFaultError as fault:
@@ -352,11 +352,54 @@ class EthernityRunTaskOperator(BaseOperator):
     def _approved(sub: Submission) -> dict[str, Any]:
         return {"order_id": sub.order_id, "do_request_id": sub.do_request_id}
 
-    def _deliver(self, context: Context, result: TaskResult) -> Any:
+    def _deliver(self, context: Context, sub: Submission, result: TaskResult) -> Any:
         self._push(context, result_cid=result.result_cid, task_code_name=result.task_code_name)
+        self._result = result.result_cid, result.task_code_name
+        self._announce_result(context, sub, result)
         if not result.success:
             raise EthernityTaskFailed(result.order_id, result.task_code, result.task_code_name, result.text)
         return result.value
+
+    def _announce_result(self, context: Context, sub: Submission, result: TaskResult) -> None:
+        """An asset event ``ipfs://<result CID>`` through every ``AssetAlias`` among the outlets."""
+        from airflow.sdk import AssetAlias
+
+        from airflow_provider_ethernity.assets import create_asset
+
+        for outlet in self.outlets or ():
+            if isinstance(outlet, AssetAlias):
+                extra = {
+                    "order_id": result.order_id,
+                    "do_request_id": sub.do_request_id,
+                    "task_code": result.task_code_name,
+                }
+                context["outlet_events"][outlet].add(create_asset(result.result_cid), extra=extra)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (when the provider is installed): the sealed input and result as ``ipfs`` datasets, the
+        network, DO request, order and transactions as a run facet."""
+        from airflow_provider_ethernity.lineage import TaskLineage
+
+        sub = getattr(self, "_submission", None)
+        result_cid, task_code = getattr(self, "_result", (None, None))
+        input_cid = None
+        if sub is not None and sub.do_request_id is not None:
+            try:
+                input_cid = self.hook.get_input_cid(sub.do_request_id)
+            except Exception as exc:  # lineage must never fail the task
+                self.log.warning("OpenLineage: the input's CID could not be read: %s", exc)
+        network = self.hook.settings.network
+        return TaskLineage(
+            network=network.name,
+            chain_id=network.chain_id,
+            do_request_id=sub.do_request_id if sub else None,
+            order_id=sub.order_id if sub else None,
+            request_tx=sub.request_tx if sub else None,
+            approval_tx=sub.approval_tx if sub else None,
+            input_cid=input_cid,
+            result_cid=result_cid,
+            task_code=task_code,
+        ).operator_lineage()
 
     def on_kill(self) -> None:
         """Cancel the DO request if no node has booked it yet (the escrow comes back)."""

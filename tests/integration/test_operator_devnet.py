@@ -194,3 +194,25 @@ def test_many_triggers_share_one_watcher(agent, devnet_conn) -> None:
     assert sorted(e["order_id"] for e in events) == sorted(orders)
     assert all(e["status"] == "completed" for e in events)
     assert calls["eth_getLogs"] <= calls["eth_blockNumber"] <= 200
+
+
+def test_openlineage_facets_name_the_sealed_input_and_result_and_the_chain(agent, devnet_conn) -> None:
+    """With the OpenLineage provider installed: ipfs:// datasets in and out, the chain as a run facet."""
+    context = make_context()
+    operator = EthernityRunTaskOperator(task_id="lineage", code=SUM, input_data=[1, 2], resources={"taskPrice": 2})
+    assert operator.execute(context) == 3
+    lineage = operator.get_openlineage_facets_on_complete(None)
+    xcoms = context["ti"].xcoms
+    hook = EthernityHook()
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("ipfs", xcoms["result_cid"])]
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("ipfs", hook.get_input_cid(xcoms["do_request_id"]))]
+    assert lineage.inputs[0].name.startswith("baf")
+    facet = lineage.run_facets["ethernity"]
+    assert (facet.network, facet.chainId) == ("devnet", 31337)
+    assert (facet.doRequestId, facet.orderId, facet.requestTx) == (
+        xcoms["do_request_id"],
+        xcoms["order_id"],
+        xcoms["tx_hash"],
+    )
+    assert facet.resultCid == xcoms["result_cid"] and facet.taskCode == "SUCCESS"
+    assert_no_secret(devnet_conn, facet.approvalTx, facet.requestTx)

@@ -60,6 +60,20 @@ def last_value(env: dict[str, str], dag_id: str, task_id: str) -> list:
 def test_ethernity_hello(airflow_env: dict[str, str]) -> None:
     run_dag(airflow_env, "ethernity_hello")
     assert last_value(airflow_env, "ethernity_hello", "hello") == ["Hello, Python World!"]
+    # the sealed result as an asset event ipfs://<result CID>, through the task's AssetAlias
+    with sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        events = db.execute(
+            "SELECT a.uri, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE e.source_dag_id = 'ethernity_hello' AND e.source_task_id = 'hello'"
+        ).fetchall()
+        result_cid = db.execute(
+            "SELECT value FROM xcom WHERE dag_id = 'ethernity_hello' AND task_id = 'hello' AND key = 'result_cid' "
+            "ORDER BY dag_run_id DESC LIMIT 1"
+        ).fetchone()[0]
+    cid = json.loads(result_cid) if isinstance(result_cid, (str, bytes)) else result_cid
+    assert (f"ipfs://{cid}",) in [(uri,) for uri, _extra in events], events
+    extra = json.loads(next(e for uri, e in events if uri == f"ipfs://{cid}"))
+    assert extra["task_code"] == "SUCCESS" and extra["order_id"] >= 0
 
 
 def test_ethernity_pipeline(airflow_env: dict[str, str]) -> None:
