@@ -39,12 +39,13 @@ from airflow_provider_ethernity.protocol.crypto import open_sealed, seal_result,
 from airflow_provider_ethernity.protocol.events import ORDER_PLACED_TOPIC, OrderStatus, RequestStatus
 from airflow_provider_ethernity.protocol.results import sign_result_transaction
 from airflow_provider_ethernity.protocol.settings import ClientSettings
+from airflow_provider_ethernity.protocol.task_codes import TaskCode
 
 log = logging.getLogger("ethernity.devnet.agent")
 
-EXECUTION_TIMEOUT = 33
-PAYLOAD_CHECKSUM_ERROR = 6
-INPUT_CHECKSUM_ERROR = 7
+EXECUTION_TIMEOUT = int(TaskCode.EXECUTION_TIMEOUT)
+PAYLOAD_CHECKSUM_ERROR = int(TaskCode.PAYLOAD_CHECKSUM_ERROR)
+INPUT_CHECKSUM_ERROR = int(TaskCode.INPUT_CHECKSUM_ERROR)
 #: How a dishonest node can forge a result: a checksum that is not the result's, a statement signed by a
 #: wallet other than the challenge's, or a statement for another order, contract or chain.
 TAMPER_KINDS = ("checksum", "signer", "order", "contract", "chain")

@@ -106,7 +106,7 @@ class WatcherState:
         return self._reader
 
     def _ensure_running(self) -> None:
-        """Start the poll task if it is not running (the watcher's)."""
+        """Start the poll task if it is not running (:class:`~.watcher.OrderEventWatcher` implements it)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ waiting
