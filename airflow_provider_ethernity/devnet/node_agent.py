@@ -265,9 +265,9 @@ class NodeAgent:
         memory_gb: int,
     ) -> tuple[int, str]:
         if control.fault_codes:
-            code = control.fault_codes.pop(0)
+            fault = control.fault_codes.pop(0)
             control.write(self.config.control_file)
-            return code, f"operator fault {code} injected by the devnet"
+            return fault, f"operator fault {fault} injected by the devnet"
         code = self._open(code_meta.cid)
         if sha256_hex(code) != code_meta.checksum:
             return PAYLOAD_CHECKSUM_ERROR, "the code does not match its checksum"
@@ -284,7 +284,7 @@ class NodeAgent:
             sealed, tamper = forged_blob(tamper, sealed), None
             log.warning("order %s: damaging the stored result bytes, as injected", order_id)
         cid = self.client.ipfs.add(sealed)
-        statement = {
+        statement: dict[str, Any] = {
             "order_id": order_id,
             "task_code": task_code,
             "checksum": sha256_hex(result),

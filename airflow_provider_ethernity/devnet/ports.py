@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 
 
 def free_port() -> int:
@@ -19,7 +20,7 @@ def is_listening(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def wait_listening(port: int, timeout: float, alive: callable = lambda: True) -> bool:  # type: ignore[valid-type]
+def wait_listening(port: int, timeout: float, alive: Callable[[], bool] = lambda: True) -> bool:
     """True once something accepts connections on ``port``; False on timeout or when ``alive()`` turns false."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

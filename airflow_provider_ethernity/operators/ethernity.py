@@ -177,7 +177,7 @@ class EthernityRunTaskOperator(BaseOperator):
         fenced against superseded ones), or memory when the context has none (a plain ``execute`` call)."""
         from airflow_provider_ethernity.protocol.submission import KeyValueSubmissionStore, MemorySubmissionStore
 
-        store = context.get("task_state_store")  # type: ignore[call-overload]
+        store = context.get("task_state_store")
         if store is not None:
             return KeyValueSubmissionStore(store, STATE_KEY)
         if not hasattr(self, "_memory_store"):
@@ -255,6 +255,7 @@ class EthernityRunTaskOperator(BaseOperator):
         from airflow_provider_ethernity.protocol.submission import Phase
         from airflow_provider_ethernity.triggers.ethernity import EthernityTaskTrigger
 
+        assert sub.do_request_id is not None, "a submission is deferred only once its DO request is placed"
         self.log.info(
             "Deferring: the triggerer waits for the order of DO request %s, approves it and waits for TASK_COMPLETED",
             sub.do_request_id,

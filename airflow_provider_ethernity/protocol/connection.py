@@ -22,6 +22,7 @@ from airflow_provider_ethernity.protocol.errors import (
     TransientError,
 )
 from airflow_provider_ethernity.protocol.ipfs import IpfsClient
+from airflow_provider_ethernity.protocol.logs import Log
 from airflow_provider_ethernity.protocol.resources import Resources
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, RetryPolicy, is_transient
 from airflow_provider_ethernity.protocol.rpc_errors import rpc_failure_error
@@ -44,9 +45,7 @@ LAGGING_READ_ATTEMPTS = 5
 class ClientConnection:
     """Connections (web3, wallet, IPFS, contracts), RPC reads with bounded retries, the preflight, the sender."""
 
-    def __init__(
-        self, settings: ClientSettings, retry: RetryPolicy = DEFAULT_RETRY, logger: logging.Logger | None = None
-    ) -> None:
+    def __init__(self, settings: ClientSettings, retry: RetryPolicy = DEFAULT_RETRY, logger: Log | None = None) -> None:
         self.settings = settings
         self.network = settings.network
         self.retry = retry

@@ -55,7 +55,8 @@ class ChainRhythm(WatcherState):
         if self._misses == 0 and now < due:
             return due - now
         step = max(MIN_POLL_STEP, interval / 10)
-        return min(self.poll_interval, step * 2 ** max(0, self._misses - 2))
+        backoff: int = 2 ** max(0, self._misses - 2)
+        return min(self.poll_interval, step * backoff)
 
     async def _learn_confirmations(self) -> None:
         """The confirmation depth of the chain's network (by ``eth_chainId``); 0 for unknown chains."""

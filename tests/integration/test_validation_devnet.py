@@ -25,6 +25,8 @@ from tests.integration.deferral import Ledger
 pytestmark = pytest.mark.integration
 HELLO = '___etny_result___("Hello, Python World!")'
 TOKEN = "devnet-ipfs-Token-4711"
+
+
 def test_web3_against_an_html_page_is_described_naming_rpc_url(html_rpc: str) -> None:
     with pytest.raises(Exception) as raw:
         _ = Web3(Web3.HTTPProvider(html_rpc, request_kwargs={"timeout": 5})).eth.chain_id

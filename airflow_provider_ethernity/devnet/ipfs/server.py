@@ -13,7 +13,7 @@ import platform
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -103,7 +103,7 @@ class IpfsApiHandler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
 
     def _route(
-        self, routes: dict[str, Callable[[dict[str, str]], None]], path: str
+        self, routes: Mapping[str, Callable[[dict[str, str]], None]], path: str
     ) -> Callable[[dict[str, str]], None]:
         if self.server.mode() == "unavailable":
             self._drain()
