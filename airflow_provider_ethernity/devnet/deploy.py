@@ -21,6 +21,7 @@ class DeployedContracts:
 def send(w3: Web3, key: str, call: Any = None, *, to: str | None = None, value: int = 0, data: str = "0x") -> Any:
     """Sign with ``key``, send, wait for the receipt and fail loudly on a revert."""
     account = Account.from_key(key)
+    tx: Any
     if call is not None:
         tx = call.build_transaction({"from": account.address, "nonce": w3.eth.get_transaction_count(account.address)})
     else:

@@ -39,12 +39,13 @@ from airflow_provider_ethernity.protocol.crypto import open_sealed, seal_result,
 from airflow_provider_ethernity.protocol.events import ORDER_PLACED_TOPIC, OrderStatus, RequestStatus
 from airflow_provider_ethernity.protocol.results import sign_result_transaction
 from airflow_provider_ethernity.protocol.settings import ClientSettings
+from airflow_provider_ethernity.protocol.task_codes import TaskCode
 
 log = logging.getLogger("ethernity.devnet.agent")
 
-EXECUTION_TIMEOUT = 33
-PAYLOAD_CHECKSUM_ERROR = 6
-INPUT_CHECKSUM_ERROR = 7
+EXECUTION_TIMEOUT = int(TaskCode.EXECUTION_TIMEOUT)
+PAYLOAD_CHECKSUM_ERROR = int(TaskCode.PAYLOAD_CHECKSUM_ERROR)
+INPUT_CHECKSUM_ERROR = int(TaskCode.INPUT_CHECKSUM_ERROR)
 #: How a dishonest node can forge a result: a checksum that is not the result's, a statement signed by a
 #: wallet other than the challenge's, or a statement for another order, contract or chain.
 TAMPER_KINDS = ("checksum", "signer", "order", "contract", "chain")
@@ -264,9 +265,9 @@ class NodeAgent:
         memory_gb: int,
     ) -> tuple[int, str]:
         if control.fault_codes:
-            code = control.fault_codes.pop(0)
+            fault = control.fault_codes.pop(0)
             control.write(self.config.control_file)
-            return code, f"operator fault {code} injected by the devnet"
+            return fault, f"operator fault {fault} injected by the devnet"
         code = self._open(code_meta.cid)
         if sha256_hex(code) != code_meta.checksum:
             return PAYLOAD_CHECKSUM_ERROR, "the code does not match its checksum"
@@ -283,7 +284,7 @@ class NodeAgent:
             sealed, tamper = forged_blob(tamper, sealed), None
             log.warning("order %s: damaging the stored result bytes, as injected", order_id)
         cid = self.client.ipfs.add(sealed)
-        statement = {
+        statement: dict[str, Any] = {
             "order_id": order_id,
             "task_code": task_code,
             "checksum": sha256_hex(result),

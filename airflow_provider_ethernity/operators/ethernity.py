@@ -15,6 +15,11 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.links.ethernity import EthernityOrderLink, EthernityRequestLink
+from airflow_provider_ethernity.operators.announce import ResultAnnouncementMixin
+from airflow_provider_ethernity.operators.inputs import check_positive as _check_positive
+from airflow_provider_ethernity.operators.inputs import encode_input as _encode_input
+from airflow_provider_ethernity.operators.inputs import is_template as _is_template
+from airflow_provider_ethernity.operators.inputs import rendered_containers as _rendered_containers
 from airflow_provider_ethernity.protocol.errors import (
     OperatorFaultError,
     OrderTimeoutError,
@@ -40,12 +45,7 @@ class EthernityTaskFailed(TaskFailedError, AirflowFailException):
     failure). Fix the code or input and clear the task: a changed task submits anew."""
 
 
-def _is_template(value: Any) -> bool:
-    """Whether a string is only known after rendering (a Jinja expression)."""
-    return isinstance(value, str) and "{{" in value
-
-
-class EthernityRunTaskOperator(BaseOperator):
+class EthernityRunTaskOperator(ResultAnnouncementMixin, BaseOperator):
     """Run Python code confidentially on an Ethernity Cloud node and return its verified, decrypted result.
 
     Flow: submit (seal code and input for the enclave, upload to IPFS, ``_addDORequest``) -> wait for a node
@@ -198,7 +198,7 @@ class EthernityRunTaskOperator(BaseOperator):
         fenced against superseded ones), or memory when the context has none (a plain ``execute`` call)."""
         from airflow_provider_ethernity.protocol.submission import KeyValueSubmissionStore, MemorySubmissionStore
 
-        store = context.get("task_state_store")  # type: ignore[call-overload]
+        store = context.get("task_state_store")
         if store is not None:
             return KeyValueSubmissionStore(store, STATE_KEY)
         if not hasattr(self, "_memory_store"):
@@ -278,6 +278,7 @@ class EthernityRunTaskOperator(BaseOperator):
         from airflow_provider_ethernity.protocol.submission import Phase
         from airflow_provider_ethernity.triggers.ethernity import EthernityTaskTrigger
 
+        assert sub.do_request_id is not None, "a submission is deferred only once its DO request is placed"
         self.log.info(
             "Deferring: the triggerer waits for the order of DO request %s, approves it and waits for TASK_COMPLETED",
             sub.do_request_id,
@@ -360,47 +361,6 @@ class EthernityRunTaskOperator(BaseOperator):
             raise EthernityTaskFailed(result.order_id, result.task_code, result.task_code_name, result.text)
         return result.value
 
-    def _announce_result(self, context: Context, sub: Submission, result: TaskResult) -> None:
-        """An asset event ``ipfs://<result CID>`` through every ``AssetAlias`` among the outlets."""
-        from airflow.sdk import AssetAlias
-
-        from airflow_provider_ethernity.assets import create_asset
-
-        for outlet in self.outlets or ():
-            if isinstance(outlet, AssetAlias):
-                extra = {
-                    "order_id": result.order_id,
-                    "do_request_id": sub.do_request_id,
-                    "task_code": result.task_code_name,
-                }
-                context["outlet_events"][outlet].add(create_asset(result.result_cid), extra=extra)
-
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """OpenLineage (when the provider is installed): the sealed input and result as ``ipfs`` datasets, the
-        network, DO request, order and transactions as a run facet."""
-        from airflow_provider_ethernity.lineage import TaskLineage
-
-        sub = getattr(self, "_submission", None)
-        result_cid, task_code = getattr(self, "_result", (None, None))
-        input_cid = None
-        if sub is not None and sub.do_request_id is not None:
-            try:
-                input_cid = self.hook.get_input_cid(sub.do_request_id)
-            except Exception as exc:  # lineage must never fail the task
-                self.log.warning("OpenLineage: the input's CID could not be read: %s", exc)
-        network = self.hook.settings.network
-        return TaskLineage(
-            network=network.name,
-            chain_id=network.chain_id,
-            do_request_id=sub.do_request_id if sub else None,
-            order_id=sub.order_id if sub else None,
-            request_tx=sub.request_tx if sub else None,
-            approval_tx=sub.approval_tx if sub else None,
-            input_cid=input_cid,
-            result_cid=result_cid,
-            task_code=task_code,
-        ).operator_lineage()
-
     def on_kill(self) -> None:
         """Cancel the DO request if no node has booked it yet (the escrow comes back)."""
         submission = getattr(self, "_submission", None)
@@ -410,48 +370,3 @@ class EthernityRunTaskOperator(BaseOperator):
                     self.log.info("Cancelled DO request %s on kill", submission.do_request_id)
             except Exception as exc:  # never let cleanup hide the kill
                 self.log.warning("Could not cancel DO request %s: %s", submission.do_request_id, exc)
-
-
-def _rendered_containers(value: Any, path: str) -> list[tuple[str, str]]:
-    """Strings nested in ``value`` that are the text of a Python list or dict (a rendered template)."""
-    import ast
-
-    found: list[tuple[str, str]] = []
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
-    for key, item in items:
-        where = f"{path}[{key!r}]"
-        if isinstance(item, (dict, list, tuple)):
-            found += _rendered_containers(item, where)
-        elif isinstance(item, str) and item.strip()[:1] in ("[", "{"):
-            try:
-                parsed = ast.literal_eval(item.strip())
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                continue
-            if isinstance(parsed, (list, dict)) and "'" in item:  # JSON text uses double quotes: Python's repr
-                found.append((where, item))
-    return found
-
-
-def _encode_input(value: Any) -> str | None:
-    """The input dataset as the string the enclave reads: strings as they are, anything else as JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    import json
-    from collections.abc import Mapping, Sequence
-
-    def plain(obj: Any) -> Any:  # lazy XCom sequences of mapped tasks become lists
-        if isinstance(obj, Mapping):
-            return dict(obj)
-        if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)):
-            return list(obj)
-        raise TypeError(f"a {type(obj).__name__} is not JSON serializable")
-
-    try:
-        return json.dumps(value, default=plain)
-    except TypeError as exc:
-        raise ValueError(f"input_data: {exc}") from None
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name}={value!r} is invalid: allowed a positive number of seconds")

@@ -23,7 +23,7 @@ def shown(value: object) -> str:
         if len(value) <= SHOWN_STR_LIMIT and value.isprintable():
             return repr(value)
         return f"<a str of {len(value)} characters>"
-    size = f" of {len(value)} items" if hasattr(value, "__len__") else ""  # type: ignore[arg-type]
+    size = f" of {len(value)} items" if hasattr(value, "__len__") else ""
     return f"<a {type(value).__name__}{size}>"
 
 

@@ -22,7 +22,6 @@ Money rules, each enforced here:
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING
 
@@ -35,6 +34,7 @@ from airflow_provider_ethernity.protocol.errors import (
     ResultReplayError,
 )
 from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatus
+from airflow_provider_ethernity.protocol.logs import Log
 from airflow_provider_ethernity.protocol.submission import (
     FencedError,
     Phase,
@@ -77,7 +77,7 @@ class TaskLifecycle:
         order_wait_timeout: float = DEFAULT_ORDER_WAIT_TIMEOUT,
         completion_timeout: float | None = None,
         poll_interval: float | None = None,
-        logger: logging.Logger | None = None,
+        logger: Log | None = None,
     ) -> None:
         self.client = client
         self.store = store

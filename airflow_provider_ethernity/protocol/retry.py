@@ -6,7 +6,7 @@ Transient: connection refused/reset, timeouts, HTTP 429/502/503/504. Everything 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -80,7 +80,8 @@ class RetryPolicy:
                 return fn(*args, **kwargs)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def acall(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Await ``fn`` retrying transient faults; the last exception propagates."""
         async for attempt in AsyncRetrying(**self._kwargs()):
             with attempt:
                 return await fn(*args, **kwargs)

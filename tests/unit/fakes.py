@@ -272,6 +272,12 @@ class FakeClient:
     def get_request_status(self, do_request_id: int) -> RequestStatus:
         return RequestStatus(self.requests[int(do_request_id)]["status"])
 
+    def get_do_request(self, do_request_id: int) -> Any:
+        from airflow_provider_ethernity.protocol.contracts import DORequestRow
+
+        row = self.request_row(do_request_id)
+        return DORequestRow(int(do_request_id), *row[:7], RequestStatus(row[7]))
+
     def is_order_closed(self, order_id: int, from_block: int) -> bool:
         return self.get_order_status(order_id) == OrderStatus.CLOSED
 
