@@ -57,6 +57,7 @@ from airflow_provider_ethernity.protocol.results import (
 )
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, RetryPolicy
 from airflow_provider_ethernity.protocol.settings import ClientSettings
+from airflow_provider_ethernity.protocol.storage import IntakeUploads, read_result_blob, require_reachable_storage
 from airflow_provider_ethernity.protocol.submission import MemorySubmissionStore, TaskSpec
 from airflow_provider_ethernity.protocol.task_codes import is_operator_fault
 from airflow_provider_ethernity.protocol.transactions import (
@@ -184,6 +185,22 @@ class EthernityClient:
     @cached_property
     def token(self) -> Any:
         return self._contract(self.network.token_address, TOKEN, "token_address")
+
+    # ------------------------------------------------------------------ profiles: public intake (storage.py)
+    @cached_property
+    def intake(self) -> IntakeUploads:
+        return IntakeUploads(self.settings, logger=self.log)
+
+    def _flush_intake(self, do_request_id: int) -> None:
+        """POST the request's held artefacts to the intake; if that fails, cancel the request (escrow back)."""
+        try:
+            self.intake.flush(self, do_request_id)
+        except StorageError as exc:
+            cancelled = self.cancel_task(do_request_id)
+            raise StorageError(
+                f"{exc}; DO request {do_request_id} "
+                + ("cancelled, its escrow returned" if cancelled else "could not be cancelled: run `ethernity reclaim`")
+            ) from None
 
     @cached_property
     def image_registry(self) -> Any:
@@ -379,6 +396,8 @@ class EthernityClient:
                     f"{what} is {len(data)} characters; sealed it would be {size} bytes, over the limit of "
                     f"{MAX_ARTEFACT_BYTES} bytes"
                 )
+            if self.settings.uses_intake:  # profiles: held for the public intake, POSTed after the receipt
+                return self.intake.queue(sealed, what)
             try:
                 return self.ipfs.add(sealed)
             except TransientError as exc:
@@ -403,6 +422,7 @@ class EthernityClient:
 
     def prepare_submission(self, spec: TaskSpec) -> EnclaveDetails:
         """Everything checkable before spending: the chain, the wallet and its funds, the enclave, the node."""
+        require_reachable_storage(self.settings)  # profiles: a private IPFS nodes cannot read fails before paying
         if not self._chain_verified:
             self.verify_chain()
         return self.preflight(spec.resources, spec.trustedzone, spec.node_address)
@@ -431,7 +451,10 @@ class EthernityClient:
         events = self.protocol.events._addDORequestEV().process_receipt(receipt, errors=DISCARD)
         if not events:
             raise ChainError(f"_addDORequest {tx_hash} succeeded but emitted no _addDORequestEV event")
-        return int(events[0]["args"]["_rowNumber"])
+        do_request_id = int(events[0]["args"]["_rowNumber"])
+        if self.settings.uses_intake:  # profiles: the intake takes only CIDs of a request it can see
+            self._flush_intake(do_request_id)
+        return do_request_id
 
     def submit_task(
         self,
@@ -619,7 +642,8 @@ class EthernityClient:
             )
         verify_signer(tx, order_id, challenge)
         try:
-            blob = self.ipfs.cat_into(order_result.result_cid, HexDecoder, max_bytes=max_result_bytes)
+            # profiles: API then gateway until the read window; missing bytes after it are an operator fault
+            blob = read_result_blob(self, order_id, order_result.result_cid, max_result_bytes)
         except (TransientError, StorageError) as exc:
             raise StorageError(
                 f"order {order_id}: the result {order_result.result_cid} could not be read from IPFS: {exc}"
