@@ -27,10 +27,12 @@ class DevnetProfile:
     #: Token model. True: the protocol contract IS the ERC-20 (``EthernityProtocolToken``, bloxberg: no approve,
     #: ``token_address == protocol_address``). False: a separate ERC-20 with an allowance (polygon, default).
     token_is_protocol: bool = False
-    #: anvil ``--hardfork``: ``berlin`` has no base fee (legacy ``gasPrice`` only, as bloxberg); None: anvil's
-    #: latest (EIP-1559).
+    #: anvil ``--hardfork``; None: anvil's latest. (``berlin``, which has no base fee at all, cannot run the
+    #: committed contracts: they are compiled for cancun.)
     hardfork: str | None = None
-    #: anvil ``--base-fee`` in wei (EIP-1559 networks; polygon pays tens of gwei); None: anvil's default.
+    #: anvil ``--base-fee`` in wei; None: anvil's default. bloxberg: 0, so the legacy ``gasPrice`` of 2,000,000 wei
+    #: the runner and the ``devnet_bloxberg`` network send is accepted (a zero base fee stays zero); polygon:
+    #: 30 gwei, so EIP-1559 fee caps matter.
     base_fee_wei: int | None = None
     #: The node abandons an order not approved within this many seconds (the real node checks
     #: ``int(60 / block_time)`` times, ``block_time`` apart, then leaves the escrow in a booked request).
@@ -74,7 +76,7 @@ PROFILES: dict[str, DevnetProfile] = {
         network="devnet_bloxberg",
         block_time=5.0,
         token_is_protocol=True,
-        hardfork="berlin",
+        base_fee_wei=0,
         approval_window=60.0,
         result_pin_delay=10.0,
         public_ipfs=True,
