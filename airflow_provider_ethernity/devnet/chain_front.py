@@ -161,7 +161,11 @@ class ChainFront:
         """The answer the front gives itself, or None to forward the call unchanged."""
         method = str(call.get("method", "?"))
         params = list(call.get("params") or [])
-        reply: Callable[[Any], dict[str, Any]] = lambda result: {"jsonrpc": "2.0", "id": call.get("id"), "result": result}  # noqa: E731
+        reply: Callable[[Any], dict[str, Any]] = lambda result: {  # noqa: E731
+            "jsonrpc": "2.0",
+            "id": call.get("id"),
+            "result": result,
+        }
         if method.startswith("devnet_"):
             return reply(self._admin(method, params))
         lagged = self._lagged(method, params) if self.lag and method in LAGGED_READS else None

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from airflow_provider_ethernity.devnet.errors import DevnetError
-from airflow_provider_ethernity.devnet.profiles import PROFILES
 from airflow_provider_ethernity.devnet.ports import DEFAULT_IPFS_PORT, DEFAULT_RPC_PORT, wait_port_free
+from airflow_provider_ethernity.devnet.profiles import PROFILES
 from airflow_provider_ethernity.devnet.state import (
     CONNECTION_FILE,
     DevnetState,
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workdir", help="state directory (default $ETHERNITY_DEVNET_HOME or ~/.ethernity-devnet)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     up = sub.add_parser("up", help="start anvil, IPFS, the contracts and the node agent (keeps a running one)")
-    up.add_argument("--block-time", type=float, default=None, help="seconds per block (default: the profile's; instant mining)")
+    up.add_argument("--block-time", type=float, default=None, help="seconds per block (default: the profile's)")
     up.add_argument("--ipfs-token", default=None, help="require this token on the IPFS API")
     up.add_argument(
         "--profile",

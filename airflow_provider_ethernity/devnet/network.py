@@ -188,7 +188,10 @@ class Devnet:
             rpc_url = self._anvil.rpc_url
             if profile.chain_front:
                 self._chain_front = ChainFrontProcess(
-                    self.workdir, self._anvil.rpc_url, lag=profile.replica_lag, hide_close_every=profile.hide_close_every
+                    self.workdir,
+                    self._anvil.rpc_url,
+                    lag=profile.replica_lag,
+                    hide_close_every=profile.hide_close_every,
                 )
                 self._chain_front.start()
                 rpc_url = self._chain_front.url

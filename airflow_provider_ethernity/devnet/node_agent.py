@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_ethernity.protocol import metadata
-from airflow_provider_ethernity.protocol.client import EthernityClient
 from airflow_provider_ethernity.protocol.cid import compute_cid
+from airflow_provider_ethernity.protocol.client import EthernityClient
 from airflow_provider_ethernity.protocol.crypto import open_sealed, seal_result, sha256_hex
 from airflow_provider_ethernity.protocol.errors import StorageError, TransientError
 from airflow_provider_ethernity.protocol.events import ORDER_PLACED_TOPIC, OrderStatus, RequestStatus

@@ -62,7 +62,8 @@ class DevnetProfile:
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
         if unknown:
-            raise DevnetError(f"unknown profile knob(s) {', '.join(sorted(unknown))}: allowed {', '.join(sorted(known))}")
+            allowed = ", ".join(sorted(known))
+            raise DevnetError(f"unknown profile knob(s) {', '.join(sorted(unknown))}: allowed {allowed}")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def describe(self) -> dict[str, Any]:

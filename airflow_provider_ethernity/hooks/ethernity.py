@@ -39,7 +39,7 @@ EXTRA_FIELDS = (
     "rpc_timeout",
     "ipfs_timeout",
     "max_input_mb",
-    *STORAGE_EXTRA_FIELDS,  # profiles branch: ipfs_public, ipfs_intake_url, ipfs_gateway_url, result_read_seconds, block_time
+    *STORAGE_EXTRA_FIELDS,  # profiles: ipfs_public, ipfs_intake_url, ipfs_gateway_url, result_read_seconds, ...
 )
 
 

@@ -19,7 +19,6 @@ from typing import Any
 from airflow_provider_ethernity.protocol import metadata
 from airflow_provider_ethernity.protocol.abi import IMAGE_REGISTRY, PROTOCOL, TOKEN, load_abi
 from airflow_provider_ethernity.protocol.crypto import (
-    HexDecoder,
     requester_public_key_hex,
     seal_for_enclave_into,
 )

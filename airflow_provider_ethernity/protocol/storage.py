@@ -22,6 +22,7 @@ resubmit); the API answering "not found" until the window ends is the operator's
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
@@ -136,9 +137,11 @@ class IntakeUploads:
                     server += 1
                     time.sleep(self.retry_delay)
                     continue
-                hint = " (the intake does not serve this network: set ipfs_api_url to a public IPFS API)" if (
-                    status == 404
-                ) else ""
+                hint = (
+                    " (the intake does not serve this network: set ipfs_api_url to a public IPFS API)"
+                    if (status == 404)
+                    else ""
+                )
                 raise StorageError(
                     f"the public intake refused {cid} of DO request {do_request_id}: HTTP {status} {detail}{hint}"
                 )
@@ -147,10 +150,8 @@ class IntakeUploads:
 def named_cids(m1: str, m2: str, m3: str) -> list[str]:
     """The artefact CIDs a DO request's metadata names (challenge, code, input)."""
     cids = []
-    try:
+    with contextlib.suppress(ValueError):
         cids.append(metadata.parse_image_metadata(m1).challenge_cid)
-    except ValueError:
-        pass
     for text in (m2, m3):
         try:
             cid = metadata.parse_artefact_metadata(text).cid
@@ -166,15 +167,17 @@ def _gateway_read(gateway_url: str, cid: str, timeout: float, max_bytes: int | N
     sink = HexDecoder()
     total = 0
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout))) as http:
-            with http.stream("GET", f"{gateway_url}/ipfs/{cid}") as response:
-                if response.status_code != 200:
-                    return None
-                for chunk in response.iter_bytes(1 << 20):
-                    total += len(chunk)
-                    if max_bytes is not None and total > max_bytes:
-                        raise StorageError(f"IPFS content {cid} is larger than the limit of {max_bytes} bytes")
-                    sink.write(chunk)
+        with (
+            httpx.Client(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout))) as http,
+            http.stream("GET", f"{gateway_url}/ipfs/{cid}") as response,
+        ):
+            if response.status_code != 200:
+                return None
+            for chunk in response.iter_bytes(1 << 20):
+                total += len(chunk)
+                if max_bytes is not None and total > max_bytes:
+                    raise StorageError(f"IPFS content {cid} is larger than the limit of {max_bytes} bytes")
+                sink.write(chunk)
     except httpx.HTTPError:
         return None
     return sink

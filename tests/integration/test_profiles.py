@@ -128,9 +128,7 @@ def test_artefacts_only_on_a_private_ipfs_fail_before_paying(profile_net, conns)
     assert nonce(client) == before
 
 
-def test_an_approval_later_than_the_nodes_window_leaves_the_escrow_booked_and_reclaim_reports_it(
-    profile_net, conns
-):
+def test_an_approval_later_than_the_nodes_window_leaves_the_escrow_booked_and_reclaim_reports_it(profile_net, conns):
     """The official node abandons an order not approved within its window: the escrow sits in a booked request."""
     client = client_for(conns)
     task = client.submit_task(HELLO, resources={"taskPrice": 2})
