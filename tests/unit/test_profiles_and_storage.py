@@ -73,7 +73,7 @@ def test_a_private_ipfs_is_refused_before_paying_unless_the_network_has_an_intak
     require_reachable_storage(bloxberg)
     own = ClientSettings.build("bloxberg_testnet", ipfs_api_url="https://ipfs.example.com")
     assert not own.uses_intake  # a public API of one's own: uploads go there, as the runner's set_storage_ipfs
-    with pytest.raises(ConfigurationError, match="ipfs_public=.maybe. is invalid"):
+    with pytest.raises(ConfigurationError, match=r"ipfs_public=.maybe. is invalid"):
         ClientSettings.build("polygon_amoy", ipfs_public="maybe")
 
 
