@@ -13,7 +13,7 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_ethernity.protocol.errors import EthernityError
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, RetryPolicy
-from airflow_provider_ethernity.protocol.settings import ClientSettings
+from airflow_provider_ethernity.protocol.settings import STORAGE_EXTRA_FIELDS, ClientSettings
 
 if TYPE_CHECKING:  # the client and reader modules load when a task runs, not when a DAG file is parsed
     from airflow_provider_ethernity.protocol.client import EthernityClient, Order, SubmittedTask
@@ -39,6 +39,7 @@ EXTRA_FIELDS = (
     "rpc_timeout",
     "ipfs_timeout",
     "max_input_mb",
+    *STORAGE_EXTRA_FIELDS,  # profiles: ipfs_public, ipfs_intake_url, ipfs_gateway_url, result_read_seconds, ...
 )
 
 

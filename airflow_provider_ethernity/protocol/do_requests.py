@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from airflow_provider_ethernity.protocol import metadata
@@ -21,6 +22,7 @@ from airflow_provider_ethernity.protocol.events import RequestStatus
 from airflow_provider_ethernity.protocol.inputs import validate_code, validate_input_data
 from airflow_provider_ethernity.protocol.orders import OrderReads
 from airflow_provider_ethernity.protocol.resources import Resources
+from airflow_provider_ethernity.protocol.storage import IntakeUploads, require_reachable_storage
 from airflow_provider_ethernity.protocol.submission import TaskSpec
 from airflow_provider_ethernity.protocol.transactions import SignedTx
 
@@ -76,7 +78,9 @@ class RequestClient(OrderReads):
         )
 
     def prepare_submission(self, spec: TaskSpec) -> EnclaveDetails:
-        """Everything checkable before spending: the chain, the wallet and its funds, the enclave, the node."""
+        """Everything checkable before spending: where the node will read the artefacts, the chain, the wallet
+        and its funds, the enclave, the node."""
+        require_reachable_storage(self.settings)  # a private IPFS no node can read fails before paying
         if not self._chain_verified:
             self.verify_chain()
         return self.preflight(spec.resources, spec.trustedzone, spec.node_address)
@@ -117,6 +121,8 @@ class RequestClient(OrderReads):
                     f"{MAX_ARTEFACT_BYTES} bytes"
                 )
             try:
+                if self.settings.uses_intake:  # held for the public intake, POSTed after the request's receipt
+                    return self.intake.queue(sealed, what)
                 return self.ipfs.add(sealed)
             except TransientError as exc:
                 raise StorageError(f"could not upload the {what} to IPFS ({exc}); no transaction was sent") from None
@@ -146,7 +152,26 @@ class RequestClient(OrderReads):
         events = self.protocol.events._addDORequestEV().process_receipt(receipt, errors=DISCARD)
         if not events:
             raise ChainError(f"_addDORequest {tx_hash} succeeded but emitted no _addDORequestEV event")
-        return int(events[0]["args"]["_rowNumber"])
+        do_request_id = int(events[0]["args"]["_rowNumber"])
+        if self.settings.uses_intake:  # the intake takes only CIDs of a request it can see
+            self._flush_intake(do_request_id)
+        return do_request_id
+
+    @cached_property
+    def intake(self) -> IntakeUploads:
+        """Artefacts held until their request exists, then POSTed to the network's public intake."""
+        return IntakeUploads(self.settings, logger=self.log)
+
+    def _flush_intake(self, do_request_id: int) -> None:
+        """POST the request's held artefacts to the intake; if that fails, cancel the request (escrow back)."""
+        try:
+            self.intake.flush(self, do_request_id)
+        except StorageError as exc:
+            cancelled = self.cancel_task(do_request_id)
+            raise StorageError(
+                f"{exc}; DO request {do_request_id} "
+                + ("cancelled, its escrow returned" if cancelled else "could not be cancelled: run `ethernity reclaim`")
+            ) from None
 
     def cancel_task(self, do_request_id: int) -> str | None:
         """Cancel a DO request no node has booked (the escrow comes back); None when it is not cancellable."""

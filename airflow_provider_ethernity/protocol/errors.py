@@ -87,6 +87,11 @@ class StorageError(EthernityError):
     """A permanent IPFS failure: rejected upload, unauthorised, unknown content."""
 
 
+class ContentNotFoundError(StorageError):
+    """The IPFS API answered but does not have (or cannot find in time) the content asked for: our storage
+    works, the bytes are missing. For a result, the node's side (it may still be pinning them)."""
+
+
 class EnclaveLookupError(EthernityError):
     """The trustedzone image is not in the image registry."""
 

@@ -16,7 +16,13 @@ from typing import IO, Any, Protocol, TypeVar
 
 import httpx
 
-from airflow_provider_ethernity.protocol.errors import ConfigurationError, StorageError, TransientError, shown_url
+from airflow_provider_ethernity.protocol.errors import (
+    ConfigurationError,
+    ContentNotFoundError,
+    StorageError,
+    TransientError,
+    shown_url,
+)
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, TRANSIENT_HTTP_STATUS, RetryPolicy
 
 
@@ -54,6 +60,9 @@ def _raise_for(response: httpx.Response, what: str) -> None:
         raise TransientError(message)
     if response.status_code in (401, 403):
         raise StorageError(message + " (check the connection's IPFS token)")
+    if what.startswith("cat of") and response.status_code in (404, 500):
+        # Kubo answers 500 ("context deadline exceeded", "not found") for content it cannot find
+        raise ContentNotFoundError(message)
     raise StorageError(message)
 
 

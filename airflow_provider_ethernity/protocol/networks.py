@@ -37,6 +37,21 @@ class Network:
     explorer_url: str | None = None
     #: Blocks an event must be deep before the triggers' watcher acts on it (reorg safety); 0 acts at once.
     confirmations: int = 0
+    #: The public intake (``<url>/<network>/<doRequest>/<cid>``, POSTed after the request's receipt) where the
+    #: official runner uploads artefacts when no own IPFS API is given; None: this network has none.
+    ipfs_intake_url: str | None = None
+    #: Public gateway (``<url>/ipfs/<cid>``) tried after the IPFS API when a result is read, as the runner does.
+    ipfs_gateway_url: str | None = "https://ipfs.io"
+
+    @property
+    def intake_name(self) -> str:
+        """The network's name in intake URLs (the runner's ``<network>_<type>`` in lower case)."""
+        return self.name.lower()
+
+    @property
+    def is_devnet(self) -> bool:
+        """The local devnet or one of its profiles (``devnet_bloxberg``, ``devnet_polygon``)."""
+        return self.name == "devnet" or self.name.startswith("devnet_")
 
     @property
     def token_is_protocol(self) -> bool:
@@ -51,6 +66,8 @@ class Network:
 GWEI = 10**9
 
 _BLOXBERG_LEGACY = GasPolicy(eip1559=False, gas_price_wei=2_000_000)
+#: The runner's public intake (ipfs.py INTAKE_NETWORKS: bloxberg testnet, LitVM, Sepolia and their -unsafe twins).
+ETHERNITY_INTAKE = "https://ipfs.ethernity.cloud/payload"
 
 BLOXBERG_TESTNET = Network(
     name="bloxberg_testnet",
@@ -66,6 +83,7 @@ BLOXBERG_TESTNET = Network(
     poa=True,
     explorer_url="https://blockexplorer.bloxberg.org",
     confirmations=1,
+    ipfs_intake_url=ETHERNITY_INTAKE,
 )
 
 BLOXBERG_TESTNET_UNSAFE = replace(
@@ -150,6 +168,7 @@ ETHEREUM_SEPOLIA = Network(
     gas=GasPolicy(eip1559=True, max_fee_per_gas_wei=15 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
     explorer_url="https://sepolia.etherscan.io",
     confirmations=3,
+    ipfs_intake_url=ETHERNITY_INTAKE,
 )
 
 ETHEREUM_SEPOLIA_UNSAFE = replace(
@@ -168,6 +187,7 @@ LITVM_LITEFORGE = Network(
     block_time=1,
     gas=GasPolicy(eip1559=True, max_fee_per_gas_wei=2 * GWEI, max_priority_fee_per_gas_wei=0),
     confirmations=2,
+    ipfs_intake_url=ETHERNITY_INTAKE,
 )
 
 LITVM_LITEFORGE_UNSAFE = replace(
@@ -186,6 +206,7 @@ DEVNET = Network(
     trustedzone="etny-pynithy-devnet",
     block_time=1,
     gas=GasPolicy(eip1559=True, max_fee_per_gas_wei=100 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
+    ipfs_gateway_url=None,  # no internet: the devnet's gateway (if any) comes from the connection
 )
 
 # Any other EVM deployment of the protocol: everything comes from the connection.
@@ -220,6 +241,30 @@ NETWORKS: dict[str, Network] = {
         CUSTOM,
     )
 }
+
+
+def _devnet_twin(real: Network, name: str) -> Network:
+    """A devnet profile's network: the real network's behaviour (gas model, token model, block time,
+    confirmations, POA) on the devnet's chain, with addresses, RPC and storage from the connection."""
+    return replace(
+        real,
+        name=name,
+        chain_id=DEVNET.chain_id,
+        rpc_url=None,
+        protocol_address=None,
+        token_address=None,
+        image_registry_address=None,
+        trustedzone=DEVNET.trustedzone,
+        mainnet=False,
+        explorer_url=None,
+        ipfs_intake_url=None,
+        ipfs_gateway_url=None,
+    )
+
+
+# ``ethernity-devnet up --profile bloxberg|polygon`` writes these names into the connection.
+NETWORKS["devnet_bloxberg"] = _devnet_twin(BLOXBERG_TESTNET, "devnet_bloxberg")
+NETWORKS["devnet_polygon"] = _devnet_twin(POLYGON_AMOY, "devnet_polygon")
 
 
 def get_network(name: str) -> Network:

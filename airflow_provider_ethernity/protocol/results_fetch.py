@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from airflow_provider_ethernity.protocol.crypto import HexDecoder
 from airflow_provider_ethernity.protocol.errors import (
     ConfigurationError,
     OperatorFaultError,
@@ -24,6 +23,7 @@ from airflow_provider_ethernity.protocol.results import (
     verify_checksum,
     verify_signer,
 )
+from airflow_provider_ethernity.protocol.storage import read_result_blob
 from airflow_provider_ethernity.protocol.task_codes import is_operator_fault
 
 
@@ -65,7 +65,8 @@ class ResultFetcher(OrderReads):
             )
         verify_signer(tx, order_id, challenge)
         try:
-            blob = self.ipfs.cat_into(order_result.result_cid, HexDecoder, max_bytes=max_result_bytes)
+            # the API, then the gateway, until the read window; missing bytes after it are an operator fault
+            blob = read_result_blob(self, order_id, order_result.result_cid, max_result_bytes)
         except (TransientError, StorageError) as exc:
             raise StorageError(
                 f"order {order_id}: the result {order_result.result_cid} could not be read from IPFS: {exc}"
