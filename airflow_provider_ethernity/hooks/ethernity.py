@@ -207,6 +207,30 @@ class EthernityHook(BaseHook):
         """The verified, decrypted result of a closed order (give the submission's ``challenge_salt``)."""
         return self.client.get_result(order_id, challenge, challenge_salt=challenge_salt)
 
+    def fetch_result(self, reference: dict[str, Any]) -> TaskResult:
+        """The verified, decrypted result a ``result_mode="reference"`` task returned the reference of."""
+        try:
+            order_id, salt = int(reference["order_id"]), str(reference["challenge_salt"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"not an Ethernity result reference (order_id and challenge_salt needed): {reference!r}"
+            ) from None
+        result = self.get_result(order_id, challenge_salt=salt)
+        if reference.get("result_cid") and reference["result_cid"] != result.result_cid:
+            raise ValueError(f"order {order_id}'s result is {result.result_cid}, not {reference['result_cid']}")
+        return result
+
+    def read_ipfs(self, cid: str, max_bytes: int | None = None) -> bytes:
+        """Content of ``cid`` from the connection's IPFS API (streamed into one buffer; bounded by ``max_bytes``,
+        default the connection's ``max_input_mb``)."""
+
+        class _Buffer(bytearray):
+            def write(self, chunk: bytes) -> None:
+                self.extend(chunk)
+
+        limit = self.settings.max_input_bytes if max_bytes is None else max_bytes
+        return bytes(self.client.ipfs.cat_into(cid, _Buffer, max_bytes=limit))
+
     def get_input_cid(self, do_request_id: int) -> str | None:
         """The CID of a DO request's sealed input dataset (from its metadata on chain), None without input."""
         from airflow_provider_ethernity.protocol.metadata import parse_artefact_metadata

@@ -16,10 +16,11 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.links.ethernity import EthernityOrderLink, EthernityRequestLink
 from airflow_provider_ethernity.operators.announce import ResultAnnouncementMixin
+from airflow_provider_ethernity.operators.data_boundary import DataBoundaryMixin, check_boundary, read_input
 from airflow_provider_ethernity.operators.inputs import check_positive as _check_positive
 from airflow_provider_ethernity.operators.inputs import encode_input as _encode_input
 from airflow_provider_ethernity.operators.inputs import is_template as _is_template
-from airflow_provider_ethernity.operators.inputs import rendered_containers as _rendered_containers
+from airflow_provider_ethernity.operators.inputs import warn_native_rendering
 from airflow_provider_ethernity.protocol.errors import (
     OperatorFaultError,
     OrderTimeoutError,
@@ -45,7 +46,7 @@ class EthernityTaskFailed(TaskFailedError, AirflowFailException):
     failure). Fix the code or input and clear the task: a changed task submits anew."""
 
 
-class EthernityRunTaskOperator(ResultAnnouncementMixin, BaseOperator):
+class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseOperator):
     """Run Python code confidentially on an Ethernity Cloud node and return its verified, decrypted result.
 
     Flow: submit (seal code and input for the enclave, upload to IPFS, ``_addDORequest``) -> wait for a node
@@ -79,9 +80,25 @@ class EthernityRunTaskOperator(ResultAnnouncementMixin, BaseOperator):
         duration plus 15 minutes).
     :param max_resubmits: how many times a confirmed operator fault (task codes 37/39/40, a result of this
         order failing the signer or checksum check) is resubmitted as a new request (0-10, default 1).
+    :param input_path: read the input dataset at run time from this ``ObjectStoragePath`` URI (``file://``,
+        ``s3://``, ...) or ``ipfs://<CID>`` instead of ``input_data`` (templated; only the path is stored).
+    :param result_path: write the decrypted result to this ``ObjectStoragePath`` URI; XCom then holds the path and
+        ids, not the value (templated).
+    :param result_mode: ``"value"`` (the result is the XCom value) or ``"reference"`` (XCom holds the ids to fetch,
+        verify and decrypt it with :meth:`EthernityHook.fetch_result`).
+    :param confidential: enforce that neither the plaintext input nor the plaintext result is stored in Airflow's
+        tables (needs ``input_path`` or no input, and ``result_path`` or ``result_mode="reference"``).
     """
 
-    template_fields: Sequence[str] = ("code", "input_data", "task_resources", "trustedzone", "node_address")
+    template_fields: Sequence[str] = (
+        "code",
+        "input_data",
+        "input_path",
+        "result_path",
+        "task_resources",
+        "trustedzone",
+        "node_address",
+    )
     template_ext: Sequence[str] = (".py",)
     template_fields_renderers = {"code": "py", "task_resources": "json", "input_data": "json"}
     ui_color = "#e8f1ff"
@@ -102,6 +119,10 @@ class EthernityRunTaskOperator(ResultAnnouncementMixin, BaseOperator):
         order_wait_timeout: float = 1800.0,
         completion_timeout: float | None = None,
         max_resubmits: int = 1,
+        input_path: Any = None,
+        result_path: Any = None,
+        result_mode: str = "value",
+        confidential: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -118,6 +139,11 @@ class EthernityRunTaskOperator(ResultAnnouncementMixin, BaseOperator):
         self.order_wait_timeout = order_wait_timeout
         self.completion_timeout = completion_timeout
         self.max_resubmits = max_resubmits
+        self.input_path = input_path
+        self.result_path = result_path
+        self.result_mode = result_mode
+        self.confidential = confidential
+        check_boundary(input_data, input_path, result_path, result_mode, confidential)
         _check_positive("poll_interval", poll_interval)
         _check_positive("order_wait_timeout", order_wait_timeout)
         if completion_timeout is not None:
@@ -171,27 +197,11 @@ class EthernityRunTaskOperator(ResultAnnouncementMixin, BaseOperator):
         spec = Resources.from_value(resources)
         node = normalize_node_address(self.node_address) or None
         self._warn_native_rendering()
-        return self.hook.task_spec(code, _encode_input(self.input_data), spec, self.trustedzone, node)
+        input_text = read_input(self.hook, self.input_path) if self.input_path else _encode_input(self.input_data)
+        return self.hook.task_spec(code, input_text, spec, self.trustedzone, node)
 
     def _warn_native_rendering(self) -> None:
-        """A Jinja expression inside an ``input_data`` dict or list renders to text (``"['a', 'b']"``) unless the
-        DAG renders native objects: say so, since the task would silently compute on the string."""
-        if not isinstance(self.input_data, (dict, list, tuple)):
-            return
-        try:
-            native = bool(self.dag.render_template_as_native_obj)
-        except Exception:  # an operator outside a DAG
-            native = False
-        if native:
-            return
-        for path, text in _rendered_containers(self.input_data, "input_data"):
-            self.log.warning(
-                "%s is the string %.60r: a template inside a dict or list rendered to text; set "
-                "render_template_as_native_obj=True on the DAG to pass the %s itself",
-                path,
-                text,
-                "list" if text.lstrip().startswith("[") else "object",
-            )
+        warn_native_rendering(self, self.input_data)
 
     def _state(self, context: Context) -> SubmissionStore:
         """This task instance's submission record: Airflow's ``task_state_store`` (shared by its tries,
@@ -358,8 +368,9 @@ class EthernityRunTaskOperator(ResultAnnouncementMixin, BaseOperator):
         self._result = result.result_cid, result.task_code_name
         self._announce_result(context, sub, result)
         if not result.success:
-            raise EthernityTaskFailed(result.order_id, result.task_code, result.task_code_name, result.text)
-        return result.value
+            detail = "(the error text is withheld: confidential=True)" if self.confidential else result.text
+            raise EthernityTaskFailed(result.order_id, result.task_code, result.task_code_name, detail)
+        return self._result_value(context, sub, result)
 
     def on_kill(self) -> None:
         """Cancel the DO request if no node has booked it yet (the escrow comes back)."""

@@ -53,3 +53,24 @@ def encode_input(value: Any) -> str | None:
 def check_positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(f"{name}={value!r} is invalid: allowed a positive number of seconds")
+
+
+def warn_native_rendering(operator: Any, input_data: Any) -> None:
+    """A Jinja expression inside an ``input_data`` dict or list renders to text (``"['a', 'b']"``) unless the
+    DAG renders native objects: say so, since the task would silently compute on the string."""
+    if not isinstance(input_data, (dict, list, tuple)):
+        return
+    try:
+        native = bool(operator.dag.render_template_as_native_obj)
+    except Exception:  # an operator outside a DAG
+        native = False
+    if native:
+        return
+    for path, text in rendered_containers(input_data, "input_data"):
+        operator.log.warning(
+            "%s is the string %.60r: a template inside a dict or list rendered to text; set "
+            "render_template_as_native_obj=True on the DAG to pass the %s itself",
+            path,
+            text,
+            "list" if text.lstrip().startswith("[") else "object",
+        )

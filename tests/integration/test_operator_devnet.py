@@ -216,3 +216,35 @@ def test_openlineage_facets_name_the_sealed_input_and_result_and_the_chain(agent
     )
     assert facet.resultCid == xcoms["result_cid"] and facet.taskCode == "SUCCESS"
     assert_no_secret(devnet_conn, facet.approvalTx, facet.requestTx)
+
+
+def test_result_by_reference_and_into_storage_inputs_from_storage_and_ipfs(agent, devnet_conn, tmp_path) -> None:
+    """Big or confidential data kept out of XCom and rendered fields: a reference a consumer resolves, a result
+    written to an ObjectStoragePath (file://), inputs read from an ObjectStoragePath and from an ipfs:// CID."""
+    upper = "___etny_result___(___etny_data_set___.upper())"
+    source = tmp_path / "input.txt"
+    source.write_text("read from storage")
+    target = tmp_path / "out" / "result.txt"
+    target.parent.mkdir()
+
+    by_ref = make_context()
+    ref = EthernityRunTaskOperator(task_id="ref", code=upper, input_path=f"file://{source}", result_mode="reference")
+    reference = ref.execute(by_ref)
+    assert set(reference) == {"ethernity_conn_id", "order_id", "do_request_id", "result_cid", "challenge_salt"}
+    assert "READ FROM STORAGE" not in json.dumps(by_ref["ti"].xcoms)
+    assert EthernityHook().fetch_result(reference).value == "READ FROM STORAGE"
+
+    with EthernityHook().get_ipfs_client() as ipfs:
+        cid = ipfs.add_bytes(b"read from ipfs", opts={"cid-version": 1, "raw-leaves": True})
+    to_file = make_context()
+    op = EthernityRunTaskOperator(task_id="file", code=upper, input_path=f"ipfs://{cid}",
+                                  result_path=f"file://{target}")  # fmt: skip
+    returned = op.execute(to_file)
+    assert target.read_text() == "READ FROM IPFS"
+    assert returned["path"].endswith("result.txt") and returned["result_cid"].startswith("baf")
+    assert "READ FROM IPFS" not in json.dumps(to_file["ti"].xcoms)
+
+    with pytest.raises(FileNotFoundError, match="input_path="):
+        EthernityRunTaskOperator(task_id="missing", code=upper, input_path=f"file://{tmp_path}/nope").execute(
+            make_context()
+        )

@@ -132,3 +132,21 @@ def test_example_dag_with_default_deferrable(dag_id, airflow_env, devnet, monkey
     assert ledger.requests_placed() == tasks, f"{ledger.requests_placed()} DO requests for {tasks} task instances"
     assert ledger.tokens_spent() == tokens
     assert ledger.unsettled() == []
+
+
+def test_ethernity_confidential_keeps_plaintext_out_of_every_table(airflow_env, tmp_path) -> None:
+    """The plaintext input and result appear in no table of the metadata database after a run."""
+    import secrets as _secrets
+
+    secret = f"confidential-{_secrets.token_hex(8)}"
+    source, target = tmp_path / "input.txt", tmp_path / "result.txt"
+    source.write_text(secret)
+    run_dag(
+        airflow_env, "ethernity_confidential", {"input_path": f"file://{source}", "result_path": f"file://{target}"}
+    )
+    assert target.read_text() == secret.upper()
+    with sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        dump = "\n".join(db.iterdump())
+    assert str(source) in dump, "the run was not recorded"
+    for plaintext in (secret, secret.upper()):
+        assert plaintext not in dump, f"{plaintext!r} is stored in Airflow's metadata database"
