@@ -23,7 +23,6 @@ from airflow_provider_ethernity.operators.inputs import is_template as _is_templ
 from airflow_provider_ethernity.operators.inputs import warn_native_rendering
 from airflow_provider_ethernity.protocol.errors import (
     OperatorFaultError,
-    OrderTimeoutError,
     ResultNotReadyError,
     TaskFailedError,
 )
@@ -312,7 +311,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
         """Resumed from :class:`EthernityTaskTrigger`. Works when Airflow drops the resume kwargs: everything
         comes from the task state; a try with no submission record was superseded and stops."""
-        from airflow_provider_ethernity.protocol.submission import FencedError, Phase
+        from airflow_provider_ethernity.protocol.submission import FencedError
         from airflow_provider_ethernity.triggers.ethernity import TaskEventStatus, validate_event
 
         spec = self._spec()
@@ -331,13 +330,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
             )
         self._publish(context, sub)
         if ev.status is TaskEventStatus.CANCELLED:
-            sub.phase = Phase.CANCELLED
-            lifecycle.store.save(sub)
-            raise OrderTimeoutError(
-                f"no node placed an order for DO request {sub.do_request_id} within "
-                f"order_wait_timeout={self.order_wait_timeout:g} s; the request was cancelled and its escrow "
-                f"({sub.price} {self.hook.settings.network.token_name}) returned"
-            )
+            raise lifecycle.cancelled(sub)
         if ev.status is TaskEventStatus.ERROR:
             raise AirflowException(f"DO request {sub.do_request_id}: {ev.message}")
         assert ev.order_id is not None

@@ -275,14 +275,18 @@ class TaskLifecycle:
         assert sub.do_request_id is not None
         order_id = self.client.settle_unplaced_request(sub.do_request_id, sub.from_block, sub.order_count_anchor)
         if order_id is None:
-            sub.phase = Phase.CANCELLED
-            self.store.save(sub)
-            raise OrderTimeoutError(
-                f"no node placed an order for DO request {sub.do_request_id} within "
-                f"order_wait_timeout={self.order_wait_timeout:g} s; the request was cancelled and its escrow "
-                f"({sub.price} {self.client.network.token_name}) returned"
-            )
+            raise self.cancelled(sub)
         return order_id
+
+    def cancelled(self, sub: Submission) -> OrderTimeoutError:
+        """Record that the request was cancelled at the order timeout (here or by the trigger); the error."""
+        sub.phase = Phase.CANCELLED
+        self.store.save(sub)
+        return OrderTimeoutError(
+            f"no node placed an order for DO request {sub.do_request_id} within "
+            f"order_wait_timeout={self.order_wait_timeout:g} s; the request was cancelled and its escrow "
+            f"({sub.price} {self.client.network.token_name}) returned"
+        )
 
     def order_placed(
         self, sub: Submission, order_id: int, *, approved: bool = False, approval_tx: str | None = None
