@@ -25,7 +25,6 @@ Run: ``python -m airflow_provider_ethernity.devnet.chain_front --upstream URL --
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import logging
 import signal
@@ -34,14 +33,13 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from airflow_provider_ethernity.devnet.errors import DevnetError
 from airflow_provider_ethernity.devnet.ports import free_port, wait_listening
 from airflow_provider_ethernity.devnet.process import stop_pid
+from airflow_provider_ethernity.devnet.rpc_forward import JsonRpcForwarder, block_number_of
 from airflow_provider_ethernity.protocol.events import ORDER_CLOSED_TOPIC
 
 log = logging.getLogger("ethernity.devnet.chain_front")
@@ -50,64 +48,16 @@ LAGGED_READS = ("eth_getLogs", "eth_call")
 _EMPTY: list[Any] = []  # sentinel: a log query entirely above the replica
 
 
-class ChainFront:
+class ChainFront(JsonRpcForwarder):
+    upstream_timeout = 120.0
+    thread_name = "chain-front"
+
     def __init__(self, upstream_url: str, *, port: int = 0, lag: int = 0, hide_close_every: int = 0) -> None:
-        parts = urlsplit(upstream_url)
-        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        super().__init__(upstream_url, port=port)
         self.lag = lag
         self.hide_close_every = hide_close_every
         self.hidden_orders: set[int] = set()
         self.stats: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> ChainFront:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="chain-front", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> ChainFront:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # ------------------------------------------------------------------ upstream
-    def _forward(self, body: bytes) -> tuple[int, bytes]:
-        conn = getattr(self._local, "conn", None)
-        for attempt in range(2):
-            if conn is None:
-                conn = self._local.conn = http.client.HTTPConnection(*self._upstream, timeout=120)
-            try:
-                conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
-                response = conn.getresponse()
-                return response.status, response.read()
-            except (ConnectionError, http.client.HTTPException):
-                conn.close()
-                conn = self._local.conn = None
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-        answer = json.loads(self._forward(body)[1])
-        if "error" in answer:
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer["result"]
 
     # ------------------------------------------------------------------ behaviours
     def reorg(self, depth: int, reinclude: bool = True) -> list[str]:
@@ -148,8 +98,8 @@ class ChainFront:
         query = dict(params[0] if params else {})
         if "blockHash" in query:
             return None
-        high = _block(query.get("toBlock", "latest"), head)
-        low = _block(query.get("fromBlock", "latest"), head)
+        high = block_number_of(query.get("toBlock", "latest"), head)
+        low = block_number_of(query.get("fromBlock", "latest"), head)
         if high <= replica:
             return None
         if low > replica:
@@ -157,7 +107,16 @@ class ChainFront:
         query["toBlock"] = hex(replica)
         return [query]
 
-    def answer(self, call: dict[str, Any]) -> dict[str, Any] | None:
+    def answer(self, body: bytes, content_type: str) -> tuple[int, bytes]:
+        try:
+            call = json.loads(body)
+            own = self.answer_call(call) if isinstance(call, dict) else None
+        except (ValueError, RuntimeError) as exc:
+            error = {"code": -32000, "message": str(exc)}
+            return 200, json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+        return (200, json.dumps(own).encode()) if own is not None else self.forward(body, content_type)
+
+    def answer_call(self, call: dict[str, Any]) -> dict[str, Any] | None:
         """The answer the front gives itself, or None to forward the call unchanged."""
         method = str(call.get("method", "?"))
         params = list(call.get("params") or [])
@@ -178,7 +137,7 @@ class ChainFront:
             return reply([])
         body = json.dumps({"jsonrpc": "2.0", "id": call.get("id"), "method": method,
                            "params": lagged if lagged is not None else params}).encode()  # fmt: skip
-        answer = json.loads(self._forward(body)[1])
+        answer = json.loads(self.forward(body)[1])
         if hide and isinstance(answer.get("result"), list):
             kept = [entry for entry in answer["result"] if not self._hidden(entry)]
             with self._lock:
@@ -199,49 +158,6 @@ class ChainFront:
         if method == "devnet_frontStats":
             return {"lag": self.lag, "hide_close_every": self.hide_close_every, **self.stats}
         raise ValueError(f"unknown admin method {method}")
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                try:
-                    call = json.loads(body)
-                    answer = front.answer(call) if isinstance(call, dict) else None
-                    if answer is None:
-                        status, raw = front._forward(body)
-                    else:
-                        status, raw = 200, json.dumps(answer).encode()
-                except (ValueError, RuntimeError) as exc:
-                    status = 200
-                    raw = json.dumps({"jsonrpc": "2.0", "id": None,
-                                      "error": {"code": -32000, "message": str(exc)}}).encode()  # fmt: skip
-                except OSError:
-                    self.send_error(502)
-                    return
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return Handler
-
-
-def _block(tag: Any, head: int) -> int:
-    if isinstance(tag, int):
-        return tag
-    if tag in (None, "latest", "pending", "safe", "finalized"):
-        return head
-    if tag == "earliest":
-        return 0
-    return int(tag, 16)
 
 
 def admin(front_url: str, method: str, *params: Any, timeout: float = 60.0) -> Any:

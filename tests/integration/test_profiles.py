@@ -20,7 +20,7 @@ import pytest
 from airflow_provider_ethernity.devnet.network import Devnet
 from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
 from airflow_provider_ethernity.protocol.client import EthernityClient
-from airflow_provider_ethernity.protocol.errors import ConfigurationError
+from airflow_provider_ethernity.protocol.errors import ConfigurationError, ResultNotReadyError
 from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatus
 from airflow_provider_ethernity.protocol.reclaim import reclaim
 from airflow_provider_ethernity.protocol.settings import ClientSettings
@@ -187,6 +187,13 @@ def test_a_reorg_after_the_close_was_seen_still_delivers_the_result_once(profile
     client.approve_order(order_id)
     assert client.wait_closed(order_id, task.from_block, timeout=60)
     profile_net.reorg(2)
-    result = client.get_result(order_id, challenge_salt=task.challenge_salt)
+    deadline = time.monotonic() + 60
+    while True:  # the re-mined close reaches the lagging replica a few blocks later: "not yet", never a fault
+        try:
+            result = client.get_result(order_id, challenge_salt=task.challenge_salt)
+            break
+        except ResultNotReadyError:
+            assert time.monotonic() < deadline, "the re-mined close never became readable"
+            time.sleep(0.5)
     assert result.success and result.value == HELLO_VALUE
     ledger.assert_paid_once(tasks=1, price=5)
