@@ -19,7 +19,6 @@ from typing import Any
 from airflow_provider_ethernity.protocol.connection import LAGGING_READ_ATTEMPTS, ClientConnection
 from airflow_provider_ethernity.protocol.contracts import DORequestRow, EnclaveDetails, Order
 from airflow_provider_ethernity.protocol.do_requests import (
-    APPROVAL_DUST_WEI,
     MAX_ARTEFACT_BYTES,
     RequestClient,
     SubmittedTask,
@@ -31,7 +30,6 @@ from airflow_provider_ethernity.protocol.results_fetch import ResultFetcher
 from airflow_provider_ethernity.protocol.submission import MemorySubmissionStore
 
 __all__ = [
-    "APPROVAL_DUST_WEI",
     "LAGGING_READ_ATTEMPTS",
     "MAX_ARTEFACT_BYTES",
     "ORDER_SCAN_LIMIT",

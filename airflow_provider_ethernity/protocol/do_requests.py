@@ -28,9 +28,6 @@ from airflow_provider_ethernity.protocol.transactions import SignedTx
 
 #: Maximum sealed size of one artefact (code or input) the client uploads.
 MAX_ARTEFACT_BYTES = 256 * 1024 * 1024
-#: Allowance approvals carry a few wei of dust derived from the submission, so two machines approving for the
-#: same wallet at the same nonce never sign byte-identical transactions.
-APPROVAL_DUST_WEI = 10**6
 
 
 @dataclass(frozen=True)
@@ -85,21 +82,20 @@ class RequestClient(OrderReads):
             self.verify_chain()
         return self.preflight(spec.resources, spec.trustedzone, spec.node_address)
 
-    def ensure_allowance(
-        self, amount_wei: int, salt: str = "", record: Callable[[SignedTx], None] | None = None
-    ) -> str | None:
+    def ensure_allowance(self, amount_wei: int, record: Callable[[SignedTx], None] | None = None) -> str | None:
         """Approve the protocol to take ``amount_wei`` when a separate token needs it; returns the tx hash.
 
-        The price plus a few wei of dust unique to the submission is approved (least privilege, and never the
-        same bytes from two machines). The allowance is read at the pending state: a request this wallet
-        already sent but is not mined yet has consumed its part. Call it under :meth:`submit_lock`.
+        Exactly the price is approved (least privilege, as the official runner does). The allowance is read at
+        the pending state: a request this wallet already sent but is not mined yet has consumed its part. Call
+        it under :meth:`submit_lock`. Two machines may sign byte-identical approvals at one nonce: that is one
+        transaction (each finds it by its hash), and the request that then finds no allowance is re-approved
+        and sent again by the lifecycle (its revert moved no token).
         """
         if self.network.token_is_protocol:
             return None
         if self.allowance("pending") >= amount_wei:
             return None
-        dust = int(salt[:12] or "0", 16) % APPROVAL_DUST_WEI if salt else 0
-        call = self.token.functions.approve(self.network.protocol_address, amount_wei + dust)
+        call = self.token.functions.approve(self.network.protocol_address, amount_wei)
         signed = self.sender.send(call, "approve", record=record)
         self.sender.wait_receipt(signed, "approve")
         self.log.info(

@@ -147,7 +147,7 @@ class TaskLifecycle:
         client = self.client
         for attempt in range(1, ALLOWANCE_RACE_ATTEMPTS + 1):
             try:
-                client.ensure_allowance(price_wei, sub.challenge_salt, self._record(sub))
+                client.ensure_allowance(price_wei, self._record(sub))
                 signed = client.sender.send(call, "_addDORequest", record=self._record(sub))
                 return client.sender.wait_receipt(signed, "_addDORequest")
             except ChainError as exc:

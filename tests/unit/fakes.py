@@ -239,7 +239,7 @@ class FakeClient:
         ]
         return self.allowance - sum(in_flight)
 
-    def ensure_allowance(self, amount_wei: int, salt: str = "", record: Any = None) -> str | None:
+    def ensure_allowance(self, amount_wei: int, record: Any = None) -> str | None:
         if self.token_is_protocol or self.pending_allowance() >= amount_wei:
             return None
         signed = self.sender.send(FakeCall("approve", (amount_wei,)), "approve", record=record)
