@@ -151,14 +151,14 @@ class TaskLifecycle:
                 signed = client.sender.send(call, "_addDORequest", record=self._record(sub))
                 return client.sender.wait_receipt(signed, "_addDORequest")
             except ChainError as exc:
-                if isinstance(exc, NonceTakenError) or not client.allowance_short(price_wei):
-                    if isinstance(exc, NonceTakenError) and attempt < ALLOWANCE_RACE_ATTEMPTS:
-                        continue  # our request can never be mined: sign it again
-                    raise
                 if attempt == ALLOWANCE_RACE_ATTEMPTS:
                     raise
-                # another submission of this wallet (another machine) spent the allowance in between; the
-                # reverted or refused request moved no token
+                if isinstance(exc, NonceTakenError):
+                    continue  # our request can never be mined: sign it again
+                # another submission of this wallet (another machine) spent the allowance in between, or set it
+                # anew since (so it may look sufficient again now): the refused or reverted request moved no token
+                if "allowance" not in str(exc).lower() and not client.allowance_short(price_wei):
+                    raise
                 self.log.info("The token allowance was used by a concurrent submission; approving again")
         raise AssertionError("unreachable")  # pragma: no cover
 
