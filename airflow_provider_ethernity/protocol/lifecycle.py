@@ -22,6 +22,7 @@ Money rules, each enforced here:
 
 from __future__ import annotations
 
+import random
 import time
 from typing import TYPE_CHECKING
 
@@ -58,7 +59,7 @@ COMPLETION_MARGIN_SECONDS = 900
 #: Default seconds to wait for a node to take the request before cancelling it.
 DEFAULT_ORDER_WAIT_TIMEOUT = 1800.0
 #: How often a submission re-approves when a concurrent one (another machine, same wallet) took the allowance.
-ALLOWANCE_RACE_ATTEMPTS = 5
+ALLOWANCE_RACE_ATTEMPTS = 10
 
 
 def completion_timeout_for(spec_duration_hours: int, completion_timeout: float | None) -> float:
@@ -160,6 +161,8 @@ class TaskLifecycle:
                 if "allowance" not in str(exc).lower() and not client.allowance_short(price_wei):
                     raise
                 self.log.info("The token allowance was used by a concurrent submission; approving again")
+                # a random pause breaks the lockstep of two machines that keep overwriting each other's approval
+                time.sleep(random.uniform(0, min(2.0, client.network.block_time)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _submitted(self, sub: Submission, do_request_id: int) -> Submission:
