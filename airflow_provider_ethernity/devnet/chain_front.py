@@ -28,7 +28,6 @@ import argparse
 import json
 import logging
 import signal
-import subprocess
 import sys
 import threading
 from collections import Counter
@@ -36,9 +35,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_ethernity.devnet.child_process import LoopbackChild
 from airflow_provider_ethernity.devnet.errors import DevnetError
-from airflow_provider_ethernity.devnet.ports import free_port, wait_listening
-from airflow_provider_ethernity.devnet.process import stop_pid
 from airflow_provider_ethernity.devnet.rpc_forward import JsonRpcForwarder, block_number_of
 from airflow_provider_ethernity.protocol.events import ORDER_CLOSED_TOPIC
 
@@ -171,48 +169,21 @@ def admin(front_url: str, method: str, *params: Any, timeout: float = 60.0) -> A
     return answer["result"]
 
 
-class ChainFrontProcess:
+class ChainFrontProcess(LoopbackChild):
     """The chain front as a child process in its own session (what ``Devnet`` starts)."""
 
+    log_name = "chain-front.log"
+    what = "the chain front"
+
     def __init__(self, workdir: str | Path, upstream_url: str, *, lag: int = 0, hide_close_every: int = 0) -> None:
-        self.workdir = Path(workdir)
+        super().__init__(workdir)
         self.upstream_url = upstream_url
         self.lag = lag
         self.hide_close_every = hide_close_every
-        self.port: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    @property
-    def log_file(self) -> Path:
-        return self.workdir / "chain-front.log"
-
-    def start(self, timeout: float = 30.0) -> None:
-        for _attempt in range(3):
-            self.port = free_port()
-            with open(self.log_file, "ab") as out:
-                self._proc = subprocess.Popen(
-                    [sys.executable, "-m", __name__, "--upstream", self.upstream_url, "--port", str(self.port),
-                     "--lag", str(self.lag), "--hide-close-every", str(self.hide_close_every)],
-                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                )  # fmt: skip
-            if wait_listening(self.port, timeout, lambda: self._proc is not None and self._proc.poll() is None):
-                return
-            self.stop()
-        raise DevnetError(f"the chain front did not start; see {self.log_file}")
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            stop_pid(self._proc.pid)
-            self._proc.wait()
-            self._proc = None
+    def command(self, port: int) -> list[str]:
+        return [sys.executable, "-m", __name__, "--upstream", self.upstream_url, "--port", str(port),
+                "--lag", str(self.lag), "--hide-close-every", str(self.hide_close_every)]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,6 @@ import json
 import logging
 import re
 import signal
-import subprocess
 import sys
 import threading
 from dataclasses import asdict, dataclass
@@ -29,9 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_ethernity.devnet.errors import DevnetError
-from airflow_provider_ethernity.devnet.ports import free_port, wait_listening
-from airflow_provider_ethernity.devnet.process import stop_pid
+from airflow_provider_ethernity.devnet.child_process import LoopbackChild
 from airflow_provider_ethernity.protocol.errors import ContentNotFoundError, StorageError, TransientError
 from airflow_provider_ethernity.protocol.storage import INTAKE_MAX_BYTES, named_cids
 
@@ -132,53 +129,26 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, data, "application/octet-stream")
 
 
-class PublicIpfsFront:
+class PublicIpfsFront(LoopbackChild):
     """The front as a child process in its own session (what ``Devnet`` starts)."""
+
+    log_name = "public-ipfs-front.log"
+    what = "the public IPFS front"
 
     def __init__(self, workdir: str | Path, *, network: str, ipfs_api_url: str, rpc_url: str, protocol_address: str,
                  ipfs_token: str | None = None) -> None:  # fmt: skip
-        self.workdir = Path(workdir)
+        super().__init__(workdir)
         self.settings = dict(network=network, ipfs_api_url=ipfs_api_url, rpc_url=rpc_url,
                              protocol_address=protocol_address, ipfs_token=ipfs_token)  # fmt: skip
-        self.port: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def intake_url(self) -> str:
         return f"{self.url}/payload"
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    @property
-    def log_file(self) -> Path:
-        return self.workdir / "public-ipfs-front.log"
-
-    def start(self, timeout: float = 30.0) -> None:
+    def command(self, port: int) -> list[str]:
         config_file = self.workdir / "public-ipfs-front.json"
-        for _attempt in range(3):
-            self.port = free_port()
-            FrontConfig(port=self.port, **self.settings).save(config_file)  # type: ignore[arg-type]
-            with open(self.log_file, "ab") as out:
-                self._proc = subprocess.Popen(
-                    [sys.executable, "-m", __name__, str(config_file)],
-                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                )  # fmt: skip
-            if wait_listening(self.port, timeout, lambda: self._proc is not None and self._proc.poll() is None):
-                return
-            self.stop()
-        raise DevnetError(f"the public IPFS front did not start; see {self.log_file}")
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            stop_pid(self._proc.pid)
-            self._proc.wait()
-            self._proc = None
+        FrontConfig(port=port, **self.settings).save(config_file)  # type: ignore[arg-type]
+        return [sys.executable, "-m", __name__, str(config_file)]
 
 
 def main(argv: list[str]) -> int:
