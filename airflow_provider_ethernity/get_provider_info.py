@@ -17,6 +17,8 @@ NETWORK_CHOICES = [
     "ethereum_sepolia_unsafe",
     "litvm_liteforge",
     "litvm_liteforge_unsafe",
+    "devnet_bloxberg",
+    "devnet_polygon",
     "devnet",
     "custom",
 ]
@@ -70,6 +72,28 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Expected chain id (checked against the RPC); needed for 'custom'.",
         "schema": {"type": ["integer", "null"], "minimum": 1},
     },
+    "ipfs_public": {
+        "label": "IPFS API reachable by nodes",
+        "description": "Whether nodes can fetch what is added through the IPFS API. Unset: false for a loopback or "
+        "private address. False: artefacts go through the network's public intake, or the task fails before paying.",
+        "schema": {"type": ["boolean", "null"]},
+    },
+    "ipfs_intake_url": {
+        "label": "IPFS intake URL",
+        "description": "Public intake used when the IPFS API is private; defaults to the network's "
+        "(https://ipfs.ethernity.cloud/payload on bloxberg testnet, LitVM and Sepolia).",
+        "schema": {"type": ["string", "null"], "format": "url"},
+    },
+    "ipfs_gateway_url": {
+        "label": "IPFS gateway URL",
+        "description": "Gateway tried after the IPFS API when reading a result (default https://ipfs.io).",
+        "schema": {"type": ["string", "null"], "format": "url"},
+    },
+    "result_read_seconds": {
+        "label": "Result read window (s)",
+        "description": "How long after its order closed a result not yet readable is waited for (default 120).",
+        "schema": {"type": ["number", "null"], "minimum": 1},
+    },
 }
 
 
@@ -102,6 +126,14 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Ethernity Cloud",
                 "python-modules": ["airflow_provider_ethernity.triggers.ethernity"],
+            }
+        ],
+        "asset-uris": [
+            {
+                "schemes": ["ipfs"],
+                "handler": "airflow_provider_ethernity.assets.sanitize_uri",
+                "factory": "airflow_provider_ethernity.assets.create_asset",
+                "to_openlineage_converter": "airflow_provider_ethernity.assets.convert_asset_to_openlineage",
             }
         ],
         "extra-links": [

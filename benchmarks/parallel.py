@@ -120,13 +120,15 @@ def run(net: Any, smoke: bool = False) -> list[Figure]:
                 f"{count / elapsed:.3f} tasks/s",
             ),
         ]
-    figures += two_machines(net, 2 if smoke else 25)
+    machine_figures, machine_errors = two_machines(net, 2 if smoke else 25)
+    figures += machine_figures
+    errors += machine_errors
     if errors:
         figures.append(Figure("parallel", "first errors", " | ".join(sorted(set(errors))[:3])))
     return figures
 
 
-def two_machines(net: Any, per_machine: int) -> list[Figure]:
+def two_machines(net: Any, per_machine: int) -> tuple[list[Figure], list[str]]:
     """Two "machines" (separate lock directories: no shared flock, no shared nonce file), one wallet,
     ``per_machine`` processes each, all at once. Counts failures, DO requests and transactions beyond the
     three a task needs (allowance, request, approval)."""
@@ -151,4 +153,4 @@ def two_machines(net: Any, per_machine: int) -> list[Figure]:
         Figure("parallel", "two machines: extra transactions", extra, "",
                note=f"{transactions} sent for {count} tasks (3 each: allowance, request, approval); "
                "extra ones are re-approvals after a race"),
-    ]  # fmt: skip
+    ], [e for ok, e in outcomes if not ok]  # fmt: skip

@@ -1,10 +1,14 @@
-"""ethernity_hello: one confidential task, the hello world of Ethernity Cloud."""
+"""ethernity_hello: one confidential task, the hello world of Ethernity Cloud.
+
+Its sealed result is announced as an asset event ``ipfs://<result CID>`` through the alias
+``ethernity_hello_results``: a DAG scheduled on that alias runs after each new result.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, AssetAlias
 
 from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
 
@@ -20,4 +24,5 @@ with DAG(
         task_id="hello",
         code='___etny_result___("Hello, Python World!")',
         resources={"taskPrice": 2, "duration": 1},
+        outlets=[AssetAlias("ethernity_hello_results")],
     )

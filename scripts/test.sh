@@ -8,4 +8,6 @@ bash scripts/setup.sh
 bash scripts/setup_browser.sh
 bash tests/golden/setup_ref_venv.sh
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy airflow_provider_ethernity
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -23,25 +23,21 @@ Counters: ``calls`` (by method), ``refused`` (range errors), ``dropped``, ``clam
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+
+from airflow_provider_ethernity.devnet.rpc_forward import DropAnswer, JsonRpcForwarder, block_number_of
 
 TOO_MANY_RESULTS = {"code": -32005, "message": "query returned more than 10000 results"}
 RANGE_TOO_WIDE = {"code": -32600, "message": "block range is too wide: limited to a 1000 blocks range"}
 
 
-class _Drop(Exception):
-    """Answer nothing: close the connection."""
+class RpcFaultProxy(JsonRpcForwarder):
+    thread_name = "rpc-faults"
 
-
-class RpcFaultProxy:
     def __init__(
         self,
         upstream_url: str,
@@ -50,8 +46,7 @@ class RpcFaultProxy:
         max_log_range: int | None = None,
         range_error: dict[str, Any] | None = None,
     ) -> None:
-        parts = urlsplit(upstream_url)
-        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        super().__init__(upstream_url)
         self.logs_lag = logs_lag
         self.max_log_range = max_log_range
         self.range_error = range_error or TOO_MANY_RESULTS
@@ -65,33 +60,6 @@ class RpcFaultProxy:
         self._delays: dict[str, list[float]] = {}
         self._drops: Counter[str] = Counter()
         self._fails: dict[str, list[dict[str, Any]]] = {}
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> RpcFaultProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="rpc-faults", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-
-    def __enter__(self) -> RpcFaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # ------------------------------------------------------------------ knobs
     def drop_next(self, method: str, n: int = 1) -> None:
@@ -125,32 +93,7 @@ class RpcFaultProxy:
         if delay:
             time.sleep(delay)
         if lost:
-            raise _Drop
-
-    # ------------------------------------------------------------------ upstream
-    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
-        """Call the upstream node directly (not through the faults)."""
-        answer = json.loads(self._forward(json.dumps({"jsonrpc": "2.0", "id": 1, "method": method,
-                                                      "params": params or []}).encode())[1])  # fmt: skip
-        if "error" in answer:
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer["result"]
-
-    def _forward(self, body: bytes) -> tuple[int, bytes]:
-        conn = getattr(self._local, "conn", None)
-        for attempt in range(2):
-            if conn is None:
-                conn = self._local.conn = http.client.HTTPConnection(*self._upstream, timeout=60)
-            try:
-                conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
-                response = conn.getresponse()
-                return response.status, response.read()
-            except (ConnectionError, http.client.HTTPException):
-                conn.close()
-                conn = self._local.conn = None
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+            raise DropAnswer
 
     # ------------------------------------------------------------------ faults
     def _answer(self, call: dict[str, Any]) -> dict[str, Any] | None:
@@ -161,7 +104,7 @@ class RpcFaultProxy:
             if self._drops[method] > 0:
                 self._drops[method] -= 1
                 self.dropped += 1
-                raise _Drop
+                raise DropAnswer
             fails = self._fails.get(method)
             if fails:
                 return {"jsonrpc": "2.0", "id": call.get("id"), "error": fails.pop(0)}
@@ -169,7 +112,10 @@ class RpcFaultProxy:
             return None
         query = dict((call.get("params") or [{}])[0])
         head = int(self.rpc("eth_blockNumber"), 16)
-        low, high = _block(query.get("fromBlock", "latest"), head), _block(query.get("toBlock", "latest"), head)
+        low, high = (
+            block_number_of(query.get("fromBlock", "latest"), head),
+            block_number_of(query.get("toBlock", "latest"), head),
+        )
         if self.max_log_range and high - low + 1 > self.max_log_range:
             with self._lock:
                 self.refused += 1
@@ -185,46 +131,12 @@ class RpcFaultProxy:
                 return {"jsonrpc": "2.0", "id": call.get("id"), "result": self.rpc("eth_getLogs", [query])}
         return None
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                try:
-                    call = json.loads(body)
-                    answer = proxy._answer(call) if isinstance(call, dict) else None
-                    if answer is None:
-                        status, raw = proxy._forward(body)
-                        if isinstance(call, dict):
-                            proxy._after_forward(str(call.get("method", "?")))
-                    else:
-                        status, raw = 200, json.dumps(answer).encode()
-                except _Drop:
-                    self.close_connection = True
-                    return
-                except (OSError, RuntimeError, ValueError):
-                    self.send_error(502)
-                    return
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        return Handler
-
-
-def _block(tag: Any, head: int) -> int:
-    if isinstance(tag, int):
-        return tag
-    if tag in (None, "latest", "pending", "safe", "finalized"):
-        return head
-    if tag == "earliest":
-        return 0
-    return int(tag, 16)
+    def answer(self, body: bytes, content_type: str) -> tuple[int, bytes]:
+        call = json.loads(body)
+        faulty = self._answer(call) if isinstance(call, dict) else None
+        if faulty is not None:
+            return 200, json.dumps(faulty).encode()
+        status, raw = self.forward(body, content_type)
+        if isinstance(call, dict):
+            self._after_forward(str(call.get("method", "?")))
+        return status, raw

@@ -30,12 +30,15 @@ class AnvilProcess:
         block_time: float | None = None,
         port: int | None = None,
         accounts: int = 10,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.chain_id = chain_id
         self.block_time = block_time
         self.port = port or None
         self.accounts = accounts
+        #: More anvil flags (a profile's ``--hardfork berlin``, ``--base-fee N``).
+        self.extra_args = list(extra_args or [])
         self._binary: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -62,7 +65,7 @@ class AnvilProcess:
         ]  # fmt: skip
         if self.block_time:
             cmd += ["--block-time", f"{self.block_time:g}"]
-        return cmd
+        return cmd + self.extra_args
 
     def start(self, timeout: float = 30.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from typing import NoReturn
 
 from airflow_provider_ethernity.devnet.errors import DevnetError
 from airflow_provider_ethernity.devnet.ports import DEFAULT_IPFS_PORT, DEFAULT_RPC_PORT, wait_port_free
+from airflow_provider_ethernity.devnet.profiles import PROFILES
 from airflow_provider_ethernity.devnet.state import (
     CONNECTION_FILE,
     DevnetState,
@@ -84,8 +85,19 @@ def _up(args: argparse.Namespace) -> int:
         grace = PORT_RELEASE_GRACE
     rpc_port = _requested_port(args.rpc_port, DEFAULT_RPC_PORT, "--rpc-port", grace)
     ipfs_port = _requested_port(args.ipfs_port, DEFAULT_IPFS_PORT, "--ipfs-port", grace)
+    overrides = {
+        "approval_window": args.approval_window,
+        "result_pin_delay": args.result_pin_delay,
+        "replica_lag": args.replica_lag,
+    }
     devnet = Devnet(
-        workdir, block_time=args.block_time, ipfs_token=args.ipfs_token, rpc_port=rpc_port, ipfs_port=ipfs_port
+        workdir,
+        block_time=args.block_time,
+        ipfs_token=args.ipfs_token,
+        rpc_port=rpc_port,
+        ipfs_port=ipfs_port,
+        profile=args.profile,
+        **{name: value for name, value in overrides.items() if value is not None},
     )
     state = devnet.start()
     _print_devnet(state, "Ethernity devnet is up")
@@ -169,8 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workdir", help="state directory (default $ETHERNITY_DEVNET_HOME or ~/.ethernity-devnet)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     up = sub.add_parser("up", help="start anvil, IPFS, the contracts and the node agent (keeps a running one)")
-    up.add_argument("--block-time", type=float, default=None, help="seconds per block (default: instant mining)")
+    up.add_argument("--block-time", type=float, default=None, help="seconds per block (default: the profile's)")
     up.add_argument("--ipfs-token", default=None, help="require this token on the IPFS API")
+    up.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="default",
+        help="real-network behaviour to reproduce (default: the fast devnet; see README 'Devnet profiles')",
+    )
+    up.add_argument("--approval-window", type=float, default=None, help="seconds before the node abandons an order")
+    up.add_argument("--result-pin-delay", type=float, default=None, help="seconds before a result's bytes are readable")
+    up.add_argument("--replica-lag", type=int, default=None, help="blocks the chain front's reads lag behind the head")
     up.add_argument("--rpc-port", type=_port, default=None, help=f"RPC port (default {DEFAULT_RPC_PORT}; 0: any)")
     up.add_argument("--ipfs-port", type=_port, default=None, help=f"IPFS port (default {DEFAULT_IPFS_PORT}; 0: any)")
     up.add_argument("--restart", action="store_true", help="replace a running devnet instead of keeping it")

@@ -13,6 +13,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ CONTRACTS = {
     "EthernityToken": "EthernityToken.sol",
     "EthernityProtocol": "EthernityProtocol.sol",
     "ImageRegistry": "ImageRegistry.sol",
+    "EthernityProtocolToken": "EthernityProtocolToken.sol",
 }
 SETTINGS: dict[str, Any] = {
     "optimizer": {"enabled": True, "runs": 200},
@@ -42,15 +44,20 @@ def standard_json_input() -> dict[str, Any]:
 def compile_contracts() -> dict[str, dict[str, Any]]:
     """Contract name -> {"abi": [...], "bytecode": "0x..."} from a fresh compile."""
     solcjs = find_solcjs()
-    proc = subprocess.run(
-        ["node", str(solcjs), "--standard-json"],
-        input=json.dumps(standard_json_input()),
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=600,
-    )
-    output = json.loads(proc.stdout[proc.stdout.index("{") :])
+    # stdout goes to a file: node exits before a pipe has taken more than 64 KiB of its output (a truncated JSON)
+    with tempfile.TemporaryFile(mode="w+") as out:
+        subprocess.run(
+            ["node", str(solcjs), "--standard-json"],
+            input=json.dumps(standard_json_input()),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+        out.seek(0)
+        text = out.read()
+    output = json.loads(text[text.index("{") :])
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise RuntimeError("solc failed:\n" + "\n".join(e.get("formattedMessage", str(e)) for e in errors))

@@ -21,6 +21,7 @@ class DeployedContracts:
 def send(w3: Web3, key: str, call: Any = None, *, to: str | None = None, value: int = 0, data: str = "0x") -> Any:
     """Sign with ``key``, send, wait for the receipt and fail loudly on a revert."""
     account = Account.from_key(key)
+    tx: Any
     if call is not None:
         tx = call.build_transaction({"from": account.address, "nonce": w3.eth.get_transaction_count(account.address)})
     else:
@@ -52,7 +53,13 @@ def contract(w3: Web3, name: str, address: str) -> Any:
     return w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_build(name)["abi"])
 
 
-def deploy_contracts(w3: Web3, key: str) -> DeployedContracts:
+def deploy_contracts(w3: Web3, key: str, *, token_is_protocol: bool = False) -> DeployedContracts:
+    """The protocol, its token and the image registry. ``token_is_protocol`` (the bloxberg model): one
+    ``EthernityProtocolToken`` contract is both, so ``token == protocol`` and no allowance is ever needed."""
+    if token_is_protocol:
+        protocol = deploy(w3, key, "EthernityProtocolToken")
+        registry = deploy(w3, key, "ImageRegistry")
+        return DeployedContracts(protocol=protocol, token=protocol, image_registry=registry)
     token = deploy(w3, key, "EthernityToken")
     protocol = deploy(w3, key, "EthernityProtocol", token)
     registry = deploy(w3, key, "ImageRegistry")

@@ -15,7 +15,7 @@ import ast
 import json
 import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 SUCCESS, KEY_ERROR, SYNTAX_WARNING, BASE_EXCEPTION, PAYLOAD_NOT_DEFINED = 0, 2, 3, 4, 5
 
@@ -34,7 +34,7 @@ def _encode(data: Any) -> tuple[str, Any]:
         return "json", json.loads(json.dumps(data, default=str))
 
 
-def ___etny_result___(data: Any = None) -> None:
+def ___etny_result___(data: Any = None) -> NoReturn:
     kind, value = _encode(data)
     raise SystemExit([SUCCESS, json.dumps({"ecld": 1, "type": kind, "data": value, "esr": None}, default=str)])
 

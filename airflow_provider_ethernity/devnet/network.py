@@ -22,9 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_ethernity.devnet.chain_front import ChainFrontProcess
+from airflow_provider_ethernity.devnet.chain_front import admin as chain_front_admin
+from airflow_provider_ethernity.devnet.enclave_identity import make_enclave_identity
 from airflow_provider_ethernity.devnet.errors import DevnetError
 from airflow_provider_ethernity.devnet.node_agent import AgentConfig, AgentControl
 from airflow_provider_ethernity.devnet.process import stop_pid
+from airflow_provider_ethernity.devnet.profiles import DevnetProfile, anvil_flags, get_profile
+from airflow_provider_ethernity.devnet.public_ipfs import PublicIpfsFront
 from airflow_provider_ethernity.devnet.state import (
     CONNECTION_FILE,
     STATE_FILE,
@@ -50,32 +55,6 @@ REQUESTER_TOKENS = 10_000
 REQUESTER_ETH_WEI = 100 * 10**18
 
 
-def make_enclave_identity(name: str) -> tuple[bytes, str]:
-    """A secp384r1 key (PKCS#8 PEM) and a self-signed X.509 certificate for the devnet's trustedzone."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP384R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 class Devnet:
     """Start and stop the local Ethernity network. Use as a context manager or call start()/stop()."""
 
@@ -88,10 +67,16 @@ class Devnet:
         agent_max_task_seconds: float = 300.0,
         rpc_port: int | None = None,
         ipfs_port: int | None = None,
+        profile: str | DevnetProfile | None = None,
+        **profile_overrides: Any,
     ) -> None:
-        """``rpc_port``/``ipfs_port``: None or 0 picks any free port (what tests want: no collisions)."""
+        """``rpc_port``/``ipfs_port``: None or 0 picks any free port (what tests want: no collisions).
+
+        ``profile``: ``default`` (today's fast devnet), ``bloxberg`` or ``polygon`` (:mod:`.profiles`), or a
+        :class:`DevnetProfile`; ``block_time`` and any other knob given here override the profile's."""
         self.workdir = Path(workdir or default_workdir()).resolve()
-        self.block_time = block_time
+        self.profile = get_profile(profile).with_overrides(block_time=block_time, **profile_overrides)
+        self.block_time = self.profile.block_time
         # stripped and checked once: the IPFS service, the node agent and the connection all use this value
         self.ipfs_token = check_ipfs_token(ipfs_token)
         self.rpc_port = rpc_port or None
@@ -102,6 +87,9 @@ class Devnet:
         self._anvil: Any = None
         self._ipfs: Any = None
         self._agent: subprocess.Popen[bytes] | None = None
+        self._public_ipfs: Any = None
+        self._ipfs_front: Any = None
+        self._chain_front: Any = None
         self._detached = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -119,24 +107,41 @@ class Devnet:
         if existing.exists():
             self.stop_from_state(self.workdir)
         started = time.monotonic()
+        profile = self.profile
         try:
             self._anvil = AnvilProcess(
-                block_time=self.block_time, workdir=self.workdir, chain_id=CHAIN_ID, port=self.rpc_port
+                block_time=self.block_time,
+                workdir=self.workdir,
+                chain_id=CHAIN_ID,
+                port=self.rpc_port,
+                extra_args=anvil_flags(profile),
             )
             self._anvil.start()
-            self._ipfs = IpfsService(self.workdir / "ipfs", token=self.ipfs_token, port=self.ipfs_port)
+            # with a public IPFS beside it, the requester's own IPFS misses results quickly (its cat times out)
+            private_cat_timeout = {"cat_timeout": 2.0} if profile.public_ipfs else {}
+            self._ipfs = IpfsService(
+                self.workdir / "ipfs", token=self.ipfs_token, port=self.ipfs_port, **private_cat_timeout
+            )
             self._ipfs.start()
+            if profile.public_ipfs:
+                self._public_ipfs = IpfsService(self.workdir / "ipfs-public", cat_timeout=2.0)
+                self._public_ipfs.start()
             w3 = Web3(Web3.HTTPProvider(self._anvil.rpc_url))
-            contracts = deploy.deploy_contracts(w3, DEPLOYER_KEY)
+            contracts = deploy.deploy_contracts(w3, DEPLOYER_KEY, token_is_protocol=profile.token_is_protocol)
 
             enclave_key, certificate = make_enclave_identity(TRUSTEDZONE)
             key_file = self.workdir / "enclave-key.pem"
             key_file.write_bytes(enclave_key)
             key_file.chmod(0o600)
+            image = b"ethernity devnet enclave image (the node agent plays the enclave)"
+            compose = b"services: {etny-securelock: {image: devnet}}\n"
             ipfs = IpfsClient(self._ipfs.api_url, self.ipfs_token)
-            image_cid = ipfs.add(b"ethernity devnet enclave image (the node agent plays the enclave)")
-            compose_cid = ipfs.add(b"services: {etny-securelock: {image: devnet}}\n")
+            image_cid, compose_cid = ipfs.add(image), ipfs.add(compose)
             ipfs.close()
+            if self._public_ipfs is not None:  # published images are on the public network
+                public = IpfsClient(self._public_ipfs.api_url)
+                public.add(image), public.add(compose)
+                public.close()
             deploy.register_image(
                 w3, contracts.image_registry, DEPLOYER_KEY, TRUSTEDZONE, "v3", image_cid, certificate, compose_cid
             )
@@ -145,6 +150,26 @@ class Devnet:
             self.requester_key = requester.key.to_0x_hex()
             node_address = Account.from_key(NODE_KEY).address
             deploy.fund(w3, contracts.token, DEPLOYER_KEY, requester.address, REQUESTER_ETH_WEI, REQUESTER_TOKENS)
+            rpc_url = self._anvil.rpc_url
+            if profile.chain_front:
+                self._chain_front = ChainFrontProcess(
+                    self.workdir,
+                    self._anvil.rpc_url,
+                    lag=profile.replica_lag,
+                    hide_close_every=profile.hide_close_every,
+                )
+                self._chain_front.start()
+                rpc_url = self._chain_front.url
+            node_ipfs = self._public_ipfs.api_url if self._public_ipfs is not None else self._ipfs.api_url
+            if self._public_ipfs is not None:
+                self._ipfs_front = PublicIpfsFront(
+                    self.workdir,
+                    network=profile.network,
+                    ipfs_api_url=self._public_ipfs.api_url,
+                    rpc_url=self._anvil.rpc_url,
+                    protocol_address=contracts.protocol,
+                )
+                self._ipfs_front.start()
 
             control_file = self.workdir / "agent-control.json"
             AgentControl().write(control_file)
@@ -154,20 +179,26 @@ class Devnet:
                 protocol_address=contracts.protocol,
                 token_address=contracts.token,
                 image_registry_address=contracts.image_registry,
-                ipfs_api_url=self._ipfs.api_url,
-                ipfs_token=self.ipfs_token,
+                ipfs_api_url=node_ipfs,
+                ipfs_token=self.ipfs_token if self._public_ipfs is None else None,
                 node_private_key=NODE_KEY,
                 enclave_key_file=str(key_file),
                 control_file=str(control_file),
                 max_task_seconds=self.agent_max_task_seconds,
+                network=profile.network,
+                block_time=self.block_time if profile.name != "default" else None,
+                approval_window=profile.approval_window,
+                result_pin_delay=profile.result_pin_delay,
             )
             agent_config.save(self.workdir / "agent.json")
             self._agent = self._start_agent()
 
+            public_api = self._public_ipfs.api_url if self._public_ipfs is not None else None
             self.state = DevnetState(
                 workdir=str(self.workdir),
-                rpc_url=self._anvil.rpc_url,
-                ipfs_api_url=self._ipfs.api_url,
+                rpc_url=rpc_url,
+                # bloxberg: the requester's own (private) IPFS + the intake; polygon: the public IPFS's API
+                ipfs_api_url=public_api if (public_api and not profile.intake) else self._ipfs.api_url,
                 chain_id=CHAIN_ID,
                 protocol_address=contracts.protocol,
                 token_address=contracts.token,
@@ -176,6 +207,15 @@ class Devnet:
                 requester_address=requester.address,
                 node_address=node_address,
                 started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                profile=profile.name,
+                network=profile.network,
+                block_time=self.block_time,
+                anvil_rpc_url=self._anvil.rpc_url,
+                private_ipfs_api_url=self._ipfs.api_url,
+                public_ipfs_api_url=public_api,
+                ipfs_public=None if public_api is None else not profile.intake,
+                ipfs_intake_url=self._ipfs_front.intake_url if (self._ipfs_front and profile.intake) else None,
+                ipfs_gateway_url=self._ipfs_front.url if self._ipfs_front else None,
             )
             self._wait_agent_ready(w3, node_address)
             self.state.processes = {  # recorded once each runs (a forked child shows its parent's command line)
@@ -183,6 +223,13 @@ class Devnet:
                 "ipfs": ProcessRecord.of(self._ipfs.pid, self._ipfs.log_file),
                 "agent": ProcessRecord.of(self._agent.pid, self.workdir / "agent.log"),
             }
+            for name, service in (
+                ("public_ipfs", self._public_ipfs),
+                ("ipfs_front", self._ipfs_front),
+                ("chain_front", self._chain_front),
+            ):
+                if service is not None:
+                    self.state.processes[name] = ProcessRecord.of(service.pid, service.log_file)
             self._write_state()
         except BaseException:
             self.stop()
@@ -247,10 +294,10 @@ class Devnet:
             stop_pid(self._agent.pid)
             self._agent.wait()
             self._agent = None
-        for service in (self._ipfs, self._anvil):
+        for service in (self._chain_front, self._ipfs_front, self._public_ipfs, self._ipfs, self._anvil):
             if service is not None:
                 service.stop()
-        self._ipfs = self._anvil = None
+        self._ipfs = self._anvil = self._public_ipfs = self._ipfs_front = self._chain_front = None
         (self.workdir / STATE_FILE).unlink(missing_ok=True)
 
     def detach(self) -> None:
@@ -261,6 +308,7 @@ class Devnet:
         """
         self._detached = True
         self._anvil = self._ipfs = self._agent = None
+        self._public_ipfs = self._ipfs_front = self._chain_front = None
 
     @staticmethod
     def stop_from_state(workdir: str | Path | None = None) -> list[str]:
@@ -308,6 +356,28 @@ class Devnet:
         AgentControl(
             mode=mode, fault_codes=list(fault_codes or []), delay_seconds=delay_seconds, tamper=list(tamper or [])
         ).write(self.control_file)
+
+    # ------------------------------------------------------------------ profile behaviours on demand
+    def _front(self, method: str, *params: Any) -> Any:
+        assert self.state is not None
+        if self.state.anvil_rpc_url == self.state.rpc_url:
+            raise DevnetError(f"profile {self.profile.name!r} runs no chain front (DevnetProfile.chain_front)")
+        return chain_front_admin(self.state.rpc_url, method, *params)
+
+    def reorg(self, depth: int, reinclude: bool = True) -> list[str]:
+        """Roll the chain back ``depth`` blocks; their transactions are re-mined in the last new block (or
+        dropped). Returns the moved transaction hashes. Needs a profile with a chain front."""
+        return list(self._front("devnet_reorg", depth, reinclude))
+
+    def set_replica_lag(self, blocks: int) -> None:
+        self._front("devnet_setLag", blocks)
+
+    def hide_closes(self, every: int = 0, order_ids: list[int] | None = None) -> None:
+        """Leave ``_orderClosedEV`` out of log answers for ids multiple of ``every`` and for ``order_ids``."""
+        self._front("devnet_hideCloses", every, list(order_ids or []))
+
+    def front_stats(self) -> dict[str, Any]:
+        return dict(self._front("devnet_frontStats"))
 
     def read_state(self) -> dict[str, Any]:
         return json.loads((self.workdir / STATE_FILE).read_text())

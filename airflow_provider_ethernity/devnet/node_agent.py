@@ -34,23 +34,30 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_ethernity.protocol import metadata
+from airflow_provider_ethernity.protocol.cid import compute_cid
 from airflow_provider_ethernity.protocol.client import EthernityClient
 from airflow_provider_ethernity.protocol.crypto import open_sealed, seal_result, sha256_hex
+from airflow_provider_ethernity.protocol.errors import StorageError, TransientError
 from airflow_provider_ethernity.protocol.events import ORDER_PLACED_TOPIC, OrderStatus, RequestStatus
 from airflow_provider_ethernity.protocol.results import sign_result_transaction
 from airflow_provider_ethernity.protocol.settings import ClientSettings
+from airflow_provider_ethernity.protocol.task_codes import TaskCode
 
 log = logging.getLogger("ethernity.devnet.agent")
 
-EXECUTION_TIMEOUT = 33
-PAYLOAD_CHECKSUM_ERROR = 6
-INPUT_CHECKSUM_ERROR = 7
+EXECUTION_TIMEOUT = int(TaskCode.EXECUTION_TIMEOUT)
+PAYLOAD_CHECKSUM_ERROR = int(TaskCode.PAYLOAD_CHECKSUM_ERROR)
+INPUT_CHECKSUM_ERROR = int(TaskCode.INPUT_CHECKSUM_ERROR)
 #: How a dishonest node can forge a result: a checksum that is not the result's, a statement signed by a
 #: wallet other than the challenge's, or a statement for another order, contract or chain.
 TAMPER_KINDS = ("checksum", "signer", "order", "contract", "chain")
 #: How a node can damage the result bytes it stores on IPFS under an honest statement: flip bits in the sealed
 #: box ("corrupt_bytes") or cut its hex text short by one digit ("truncate_bytes").
 BLOB_TAMPER_KINDS = ("corrupt_bytes", "truncate_bytes")
+
+
+class ArtefactUnavailable(Exception):
+    """The node cannot read an artefact from its IPFS (a requester's private IPFS): it gives the order up."""
 
 
 @dataclass
@@ -71,6 +78,17 @@ class AgentConfig:
     #: The IPFS API's token when the devnet requires one (``ethernity-devnet up --ipfs-token``); this file
     #: is written 0600, like the node key it already holds.
     ipfs_token: str | None = field(default=None, repr=False)
+    #: The network entry the node's client uses (a profile's gas model: ``devnet_bloxberg`` sends legacy gasPrice).
+    network: str = "devnet"
+    #: The chain's block time when it differs from the network entry's (profiles run faster than the real ones).
+    block_time: float | None = None
+    #: Seconds an order may wait for the requester's approval before the node abandons it (the real node checks
+    #: ``int(60 / block_time)`` times, ``block_time`` apart); None: wait forever.
+    approval_window: float | None = None
+    #: Seconds between recording a result CID on chain and adding its bytes to IPFS (a real node pins late).
+    result_pin_delay: float = 0.0
+    #: How many times an artefact read is tried before the node gives up on the order (the real node: 5).
+    artefact_read_attempts: int = 5
 
     @classmethod
     def load(cls, path: str | Path) -> AgentConfig:
@@ -161,7 +179,8 @@ class NodeAgent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         settings = ClientSettings.build(
-            "devnet",
+            config.network,
+            block_time=config.block_time,
             rpc_url=config.rpc_url,
             private_key=config.node_private_key,
             ipfs_api_url=config.ipfs_api_url,
@@ -176,6 +195,8 @@ class NodeAgent:
         self.next_do_request = 0
         self.claimed: set[int] = set()
         self.running: set[int] = set()
+        self.placed_at: dict[int, float] = {}
+        self.abandoned: set[int] = set()
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         self.pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="etny-task")
@@ -203,6 +224,14 @@ class NodeAgent:
             self.next_do_request = count
         for order_id in list(self.claimed - self.running):
             status = self.client.get_order(order_id).status
+            window = self.config.approval_window
+            if status == OrderStatus.OPEN and window is not None:
+                if time.monotonic() - self.placed_at.get(order_id, time.monotonic()) > window:
+                    # the real node stops checking: the order stays OPEN, its escrow in a booked request
+                    self.claimed.discard(order_id)
+                    self.abandoned.add(order_id)
+                    log.warning("order %s not approved within %g s: abandoned", order_id, window)
+                continue
             if status == OrderStatus.PROCESSING:
                 with self.lock:
                     self.running.add(order_id)
@@ -224,11 +253,15 @@ class NodeAgent:
             if entry["topics"] and entry["topics"][0].to_0x_hex() == ORDER_PLACED_TOPIC:
                 order_id = int.from_bytes(bytes(entry["data"])[:32], "big")
                 self.claimed.add(order_id)
+                self.placed_at[order_id] = time.monotonic()
                 log.info("placed order %s for DO request %s", order_id, do_request)
 
     def process_safely(self, order_id: int) -> None:
         try:
             self.process(order_id)
+        except ArtefactUnavailable as exc:  # the real node gives the order up: no result, the requester waits
+            log.error("order %s abandoned: %s", order_id, exc)
+            self.abandoned.add(order_id)
         except Exception:
             log.exception("order %s failed in the agent", order_id)
         finally:
@@ -237,7 +270,15 @@ class NodeAgent:
                 self.claimed.discard(order_id)
 
     def _open(self, cid: str) -> str:
-        return open_sealed(self.client.ipfs.cat(cid), self.enclave_key).decode("utf-8")
+        """Fetch a sealed artefact from the node's IPFS (tried a few times, as the real node does) and open it."""
+        for attempt in range(max(1, self.config.artefact_read_attempts)):
+            try:
+                return open_sealed(self.client.ipfs.cat(cid), self.enclave_key).decode("utf-8")
+            except (StorageError, TransientError):
+                if attempt == self.config.artefact_read_attempts - 1:
+                    raise ArtefactUnavailable(f"cannot download files from IPFS: {cid}") from None
+                time.sleep(1.0)
+        raise AssertionError("unreachable")
 
     def process(self, order_id: int) -> None:
         order = self.client.get_order(order_id)
@@ -264,9 +305,9 @@ class NodeAgent:
         memory_gb: int,
     ) -> tuple[int, str]:
         if control.fault_codes:
-            code = control.fault_codes.pop(0)
+            fault = control.fault_codes.pop(0)
             control.write(self.config.control_file)
-            return code, f"operator fault {code} injected by the devnet"
+            return fault, f"operator fault {fault} injected by the devnet"
         code = self._open(code_meta.cid)
         if sha256_hex(code) != code_meta.checksum:
             return PAYLOAD_CHECKSUM_ERROR, "the code does not match its checksum"
@@ -282,8 +323,9 @@ class NodeAgent:
         if tamper in BLOB_TAMPER_KINDS:
             sealed, tamper = forged_blob(tamper, sealed), None
             log.warning("order %s: damaging the stored result bytes, as injected", order_id)
-        cid = self.client.ipfs.add(sealed)
-        statement = {
+        delay = self.config.result_pin_delay
+        cid = compute_cid(sealed.encode()) if delay else self.client.ipfs.add(sealed)
+        statement: dict[str, Any] = {
             "order_id": order_id,
             "task_code": task_code,
             "checksum": sha256_hex(result),
@@ -299,6 +341,19 @@ class NodeAgent:
         call = self.protocol.functions._addResultToOrder(order_id, f"v3:{signed}:{cid}")
         self.client.wait_receipt(self.client.transact(call, "_addResultToOrder"), "_addResultToOrder")
         log.info("order %s closed with task code %s (result %s)", order_id, task_code, cid)
+        if delay:  # the CID is on chain; the bytes become readable only now + delay
+            timer = threading.Timer(delay, self._pin_late, (order_id, sealed, cid))
+            timer.daemon = True
+            timer.start()
+
+    def _pin_late(self, order_id: int, sealed: str, cid: str) -> None:
+        try:
+            added = self.client.ipfs.add(sealed)
+            log.info("order %s: result %s pinned %g s after the close", order_id, added, self.config.result_pin_delay)
+            if added != cid:
+                log.error("order %s: the late pin gave %s, not %s", order_id, added, cid)
+        except Exception:
+            log.exception("order %s: the late pin of %s failed", order_id, cid)
 
     def run(self) -> None:
         self.register()

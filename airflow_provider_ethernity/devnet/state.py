@@ -22,7 +22,7 @@ from airflow_provider_ethernity.devnet.process import ProcessIdentity, pid_alive
 STATE_FILE = "devnet.json"
 CONNECTION_FILE = "connection.env"
 #: The order ``down`` stops them in: the agent first (it uses the other two), the chain last.
-PROCESS_NAMES = ("agent", "ipfs", "anvil")
+PROCESS_NAMES = ("agent", "chain_front", "ipfs_front", "public_ipfs", "ipfs", "anvil")
 
 
 def default_workdir() -> Path:
@@ -80,6 +80,16 @@ class DevnetState:
     node_address: str
     started_at: str
     processes: dict[str, ProcessRecord] = field(default_factory=dict)
+    #: The profile (``devnet/profiles.py``) and what it adds to the connection; defaults are today's devnet.
+    profile: str = "default"
+    network: str = "devnet"
+    block_time: float | None = None
+    anvil_rpc_url: str | None = None
+    private_ipfs_api_url: str | None = None
+    public_ipfs_api_url: str | None = None
+    ipfs_public: bool | None = None
+    ipfs_intake_url: str | None = None
+    ipfs_gateway_url: str | None = None
 
     @property
     def pids(self) -> dict[str, int]:
@@ -95,7 +105,7 @@ class DevnetState:
 
     def connection_extra(self) -> dict[str, Any]:
         return {
-            "network": "devnet",
+            "network": self.network,
             "rpc_url": self.rpc_url,
             "ipfs_api_url": self.ipfs_api_url,
             "chain_id": self.chain_id,
@@ -103,6 +113,16 @@ class DevnetState:
             "token_address": self.token_address,
             "image_registry_address": self.image_registry_address,
             "trustedzone": self.trustedzone,
+            **{
+                name: value
+                for name, value in (
+                    ("ipfs_public", self.ipfs_public),
+                    ("ipfs_intake_url", self.ipfs_intake_url),
+                    ("ipfs_gateway_url", self.ipfs_gateway_url),
+                    ("block_time", self.block_time if self.profile != "default" else None),
+                )
+                if value is not None
+            },
         }
 
     def statuses(self) -> dict[str, ProcessStatus]:

@@ -15,7 +15,7 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_ethernity.protocol.errors import EthernityError
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, RetryPolicy
-from airflow_provider_ethernity.protocol.settings import ClientSettings
+from airflow_provider_ethernity.protocol.settings import STORAGE_EXTRA_FIELDS, ClientSettings
 
 if TYPE_CHECKING:  # the client and reader modules load when a task runs, not when a DAG file is parsed
     from airflow_provider_ethernity.protocol.client import EthernityClient, Order, SubmittedTask
@@ -41,6 +41,7 @@ EXTRA_FIELDS = (
     "rpc_timeout",
     "ipfs_timeout",
     "max_input_mb",
+    *STORAGE_EXTRA_FIELDS,  # profiles: ipfs_public, ipfs_intake_url, ipfs_gateway_url, result_read_seconds, ...
 )
 
 
@@ -228,6 +229,39 @@ class EthernityHook(BaseHook):
         """The verified, decrypted result of a closed order (give the submission's ``challenge_salt``)."""
         return self.client.get_result(order_id, challenge, challenge_salt=challenge_salt)
 
+    def fetch_result(self, reference: dict[str, Any]) -> TaskResult:
+        """The verified, decrypted result a ``result_mode="reference"`` task returned the reference of."""
+        try:
+            order_id, salt = int(reference["order_id"]), str(reference["challenge_salt"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"not an Ethernity result reference (order_id and challenge_salt needed): {reference!r}"
+            ) from None
+        result = self.get_result(order_id, challenge_salt=salt)
+        if reference.get("result_cid") and reference["result_cid"] != result.result_cid:
+            raise ValueError(f"order {order_id}'s result is {result.result_cid}, not {reference['result_cid']}")
+        return result
+
+    def read_ipfs(self, cid: str, max_bytes: int | None = None) -> bytes:
+        """Content of ``cid`` from the connection's IPFS API (streamed into one buffer; bounded by ``max_bytes``,
+        default the connection's ``max_input_mb``)."""
+
+        class _Buffer(bytearray):
+            def write(self, chunk: bytes) -> None:
+                self.extend(chunk)
+
+        limit = self.settings.max_input_bytes if max_bytes is None else max_bytes
+        return bytes(self.client.ipfs.cat_into(cid, _Buffer, max_bytes=limit))
+
+    def get_input_cid(self, do_request_id: int) -> str | None:
+        """The CID of a DO request's sealed input dataset (from its metadata on chain), None without input."""
+        from airflow_provider_ethernity.protocol.metadata import parse_artefact_metadata
+
+        _owner, _image, _code, input_text, _node = self.client._view(
+            self.client.protocol.functions._getDORequestMetadata(int(do_request_id))
+        )
+        return parse_artefact_metadata(input_text).cid or None
+
     def reclaim(
         self, held_do_requests: set[int] | frozenset[int] = frozenset(), *, dry_run: bool = False
     ) -> ReclaimReport:
@@ -262,6 +296,36 @@ class EthernityHook(BaseHook):
             max_resubmits=max_resubmits,
             poll_interval=poll_interval,
         )
+
+    def get_ipfs_client(self) -> Any:
+        """An ``ipfshttpclient.Client`` for the connection's IPFS API (address, token header, timeout), for DAG
+        authors' own IPFS work in ``@task`` code: ``add``, ``cat``, ``pin`` of data handled directly.
+
+        The provider's own uploads and result reads use its streaming HTTP client instead (sealed artefacts and
+        results can be hundreds of MiB). Close the client (``with hook.get_ipfs_client() as ipfs:``).
+        """
+        import warnings
+        from urllib.parse import urlsplit
+
+        import ipfshttpclient
+
+        settings = self.settings
+        if not settings.ipfs_api_url:
+            from airflow_provider_ethernity.protocol.errors import ConfigurationError
+
+            raise ConfigurationError("ipfs_api_url is required: the connection names no IPFS API")
+        parts = urlsplit(settings.ipfs_api_url)
+        scheme = "https" if parts.scheme == "https" else "http"
+        host = parts.hostname or "127.0.0.1"
+        kind = "ip6" if ":" in host else "ip4" if host.replace(".", "").isdigit() else "dns"
+        addr = f"/{kind}/{host}/tcp/{parts.port or (443 if scheme == 'https' else 5001)}/{scheme}"
+        headers = {"Authorization": settings.ipfs_token} if settings.ipfs_token else {}
+        with warnings.catch_warnings():  # ipfshttpclient's urllib3 "strict" FutureWarning at construction
+            warnings.simplefilter("ignore")
+            # ``ipfshttpclient.connect()`` refuses daemons newer than 0.8: the client is built directly
+            return ipfshttpclient.Client(
+                addr, base=parts.path or "/api/v0", headers=headers, timeout=settings.ipfs_timeout
+            )
 
     # ------------------------------------------------------------------ UI
     def test_connection(self) -> tuple[bool, str]:

@@ -15,9 +15,14 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.links.ethernity import EthernityOrderLink, EthernityRequestLink
+from airflow_provider_ethernity.operators.announce import ResultAnnouncementMixin
+from airflow_provider_ethernity.operators.data_boundary import DataBoundaryMixin, check_boundary, read_input
+from airflow_provider_ethernity.operators.inputs import check_positive as _check_positive
+from airflow_provider_ethernity.operators.inputs import encode_input as _encode_input
+from airflow_provider_ethernity.operators.inputs import is_template as _is_template
+from airflow_provider_ethernity.operators.inputs import warn_native_rendering
 from airflow_provider_ethernity.protocol.errors import (
     OperatorFaultError,
-    OrderTimeoutError,
     ResultNotReadyError,
     TaskFailedError,
 )
@@ -40,12 +45,7 @@ class EthernityTaskFailed(TaskFailedError, AirflowFailException):
     failure). Fix the code or input and clear the task: a changed task submits anew."""
 
 
-def _is_template(value: Any) -> bool:
-    """Whether a string is only known after rendering (a Jinja expression)."""
-    return isinstance(value, str) and "{{" in value
-
-
-class EthernityRunTaskOperator(BaseOperator):
+class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseOperator):
     """Run Python code confidentially on an Ethernity Cloud node and return its verified, decrypted result.
 
     Flow: submit (seal code and input for the enclave, upload to IPFS, ``_addDORequest``) -> wait for a node
@@ -79,9 +79,25 @@ class EthernityRunTaskOperator(BaseOperator):
         duration plus 15 minutes).
     :param max_resubmits: how many times a confirmed operator fault (task codes 37/39/40, a result of this
         order failing the signer or checksum check) is resubmitted as a new request (0-10, default 1).
+    :param input_path: read the input dataset at run time from this ``ObjectStoragePath`` URI (``file://``,
+        ``s3://``, ...) or ``ipfs://<CID>`` instead of ``input_data`` (templated; only the path is stored).
+    :param result_path: write the decrypted result to this ``ObjectStoragePath`` URI; XCom then holds the path and
+        ids, not the value (templated).
+    :param result_mode: ``"value"`` (the result is the XCom value) or ``"reference"`` (XCom holds the ids to fetch,
+        verify and decrypt it with :meth:`EthernityHook.fetch_result`).
+    :param confidential: enforce that neither the plaintext input nor the plaintext result is stored in Airflow's
+        tables (needs ``input_path`` or no input, and ``result_path`` or ``result_mode="reference"``).
     """
 
-    template_fields: Sequence[str] = ("code", "input_data", "task_resources", "trustedzone", "node_address")
+    template_fields: Sequence[str] = (
+        "code",
+        "input_data",
+        "input_path",
+        "result_path",
+        "task_resources",
+        "trustedzone",
+        "node_address",
+    )
     template_ext: Sequence[str] = (".py",)
     template_fields_renderers = {"code": "py", "task_resources": "json", "input_data": "json"}
     ui_color = "#e8f1ff"
@@ -102,6 +118,10 @@ class EthernityRunTaskOperator(BaseOperator):
         order_wait_timeout: float = 1800.0,
         completion_timeout: float | None = None,
         max_resubmits: int = 1,
+        input_path: Any = None,
+        result_path: Any = None,
+        result_mode: str = "value",
+        confidential: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -118,6 +138,11 @@ class EthernityRunTaskOperator(BaseOperator):
         self.order_wait_timeout = order_wait_timeout
         self.completion_timeout = completion_timeout
         self.max_resubmits = max_resubmits
+        self.input_path = input_path
+        self.result_path = result_path
+        self.result_mode = result_mode
+        self.confidential = confidential
+        check_boundary(input_data, input_path, result_path, result_mode, confidential)
         _check_positive("poll_interval", poll_interval)
         _check_positive("order_wait_timeout", order_wait_timeout)
         if completion_timeout is not None:
@@ -171,34 +196,18 @@ class EthernityRunTaskOperator(BaseOperator):
         spec = Resources.from_value(resources)
         node = normalize_node_address(self.node_address) or None
         self._warn_native_rendering()
-        return self.hook.task_spec(code, _encode_input(self.input_data), spec, self.trustedzone, node)
+        input_text = read_input(self.hook, self.input_path) if self.input_path else _encode_input(self.input_data)
+        return self.hook.task_spec(code, input_text, spec, self.trustedzone, node)
 
     def _warn_native_rendering(self) -> None:
-        """A Jinja expression inside an ``input_data`` dict or list renders to text (``"['a', 'b']"``) unless the
-        DAG renders native objects: say so, since the task would silently compute on the string."""
-        if not isinstance(self.input_data, (dict, list, tuple)):
-            return
-        try:
-            native = bool(self.dag.render_template_as_native_obj)
-        except Exception:  # an operator outside a DAG
-            native = False
-        if native:
-            return
-        for path, text in _rendered_containers(self.input_data, "input_data"):
-            self.log.warning(
-                "%s is the string %.60r: a template inside a dict or list rendered to text; set "
-                "render_template_as_native_obj=True on the DAG to pass the %s itself",
-                path,
-                text,
-                "list" if text.lstrip().startswith("[") else "object",
-            )
+        warn_native_rendering(self, self.input_data)
 
     def _state(self, context: Context) -> SubmissionStore:
         """This task instance's submission record: Airflow's ``task_state_store`` (shared by its tries,
         fenced against superseded ones), or memory when the context has none (a plain ``execute`` call)."""
         from airflow_provider_ethernity.protocol.submission import KeyValueSubmissionStore, MemorySubmissionStore
 
-        store = context.get("task_state_store")  # type: ignore[call-overload]
+        store = context.get("task_state_store")
         if store is not None:
             return KeyValueSubmissionStore(store, STATE_KEY)
         if not hasattr(self, "_memory_store"):
@@ -267,7 +276,7 @@ class EthernityRunTaskOperator(BaseOperator):
                 return self._approved(sub)
             try:
                 lifecycle.await_completion(sub)
-                return self._deliver(context, lifecycle.fetch_result(sub))
+                return self._deliver(context, sub, lifecycle.fetch_result(sub))
             except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait again
                 self.log.warning("%s; waiting again", not_yet)
             except OperatorFaultError as fault:
@@ -278,6 +287,7 @@ class EthernityRunTaskOperator(BaseOperator):
         from airflow_provider_ethernity.protocol.submission import Phase
         from airflow_provider_ethernity.triggers.ethernity import EthernityTaskTrigger
 
+        assert sub.do_request_id is not None, "a submission is deferred only once its DO request is placed"
         self.log.info(
             "Deferring: the triggerer waits for the order of DO request %s, approves it and waits for TASK_COMPLETED",
             sub.do_request_id,
@@ -301,7 +311,7 @@ class EthernityRunTaskOperator(BaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
         """Resumed from :class:`EthernityTaskTrigger`. Works when Airflow drops the resume kwargs: everything
         comes from the task state; a try with no submission record was superseded and stops."""
-        from airflow_provider_ethernity.protocol.submission import FencedError, Phase
+        from airflow_provider_ethernity.protocol.submission import FencedError
         from airflow_provider_ethernity.triggers.ethernity import TaskEventStatus, validate_event
 
         spec = self._spec()
@@ -320,13 +330,7 @@ class EthernityRunTaskOperator(BaseOperator):
             )
         self._publish(context, sub)
         if ev.status is TaskEventStatus.CANCELLED:
-            sub.phase = Phase.CANCELLED
-            lifecycle.store.save(sub)
-            raise OrderTimeoutError(
-                f"no node placed an order for DO request {sub.do_request_id} within "
-                f"order_wait_timeout={self.order_wait_timeout:g} s; the request was cancelled and its escrow "
-                f"({sub.price} {self.hook.settings.network.token_name}) returned"
-            )
+            raise lifecycle.cancelled(sub)
         if ev.status is TaskEventStatus.ERROR:
             raise AirflowException(f"DO request {sub.do_request_id}: {ev.message}")
         assert ev.order_id is not None
@@ -340,7 +344,7 @@ class EthernityRunTaskOperator(BaseOperator):
         if not self.wait_for_completion:
             return self._approved(sub)
         try:
-            return self._deliver(context, lifecycle.fetch_result(sub))
+            return self._deliver(context, sub, lifecycle.fetch_result(sub))
         except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait for it again
             self.log.warning("%s; waiting again", not_yet)
         except OperatorFaultError as fault:
@@ -352,11 +356,14 @@ class EthernityRunTaskOperator(BaseOperator):
     def _approved(sub: Submission) -> dict[str, Any]:
         return {"order_id": sub.order_id, "do_request_id": sub.do_request_id}
 
-    def _deliver(self, context: Context, result: TaskResult) -> Any:
+    def _deliver(self, context: Context, sub: Submission, result: TaskResult) -> Any:
         self._push(context, result_cid=result.result_cid, task_code_name=result.task_code_name)
+        self._result = result.result_cid, result.task_code_name
+        self._announce_result(context, sub, result)
         if not result.success:
-            raise EthernityTaskFailed(result.order_id, result.task_code, result.task_code_name, result.text)
-        return result.value
+            detail = "(the error text is withheld: confidential=True)" if self.confidential else result.text
+            raise EthernityTaskFailed(result.order_id, result.task_code, result.task_code_name, detail)
+        return self._result_value(context, sub, result)
 
     def on_kill(self) -> None:
         """Cancel the DO request if no node has booked it yet (the escrow comes back)."""
@@ -367,48 +374,3 @@ class EthernityRunTaskOperator(BaseOperator):
                     self.log.info("Cancelled DO request %s on kill", submission.do_request_id)
             except Exception as exc:  # never let cleanup hide the kill
                 self.log.warning("Could not cancel DO request %s: %s", submission.do_request_id, exc)
-
-
-def _rendered_containers(value: Any, path: str) -> list[tuple[str, str]]:
-    """Strings nested in ``value`` that are the text of a Python list or dict (a rendered template)."""
-    import ast
-
-    found: list[tuple[str, str]] = []
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
-    for key, item in items:
-        where = f"{path}[{key!r}]"
-        if isinstance(item, (dict, list, tuple)):
-            found += _rendered_containers(item, where)
-        elif isinstance(item, str) and item.strip()[:1] in ("[", "{"):
-            try:
-                parsed = ast.literal_eval(item.strip())
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                continue
-            if isinstance(parsed, (list, dict)) and "'" in item:  # JSON text uses double quotes: Python's repr
-                found.append((where, item))
-    return found
-
-
-def _encode_input(value: Any) -> str | None:
-    """The input dataset as the string the enclave reads: strings as they are, anything else as JSON."""
-    if value is None or isinstance(value, str):
-        return value
-    import json
-    from collections.abc import Mapping, Sequence
-
-    def plain(obj: Any) -> Any:  # lazy XCom sequences of mapped tasks become lists
-        if isinstance(obj, Mapping):
-            return dict(obj)
-        if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)):
-            return list(obj)
-        raise TypeError(f"a {type(obj).__name__} is not JSON serializable")
-
-    try:
-        return json.dumps(value, default=plain)
-    except TypeError as exc:
-        raise ValueError(f"input_data: {exc}") from None
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name}={value!r} is invalid: allowed a positive number of seconds")

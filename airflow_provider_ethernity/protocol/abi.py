@@ -16,4 +16,5 @@ IMAGE_REGISTRY = "image_registry"
 def load_abi(name: str) -> list[dict[str, Any]]:
     """Load ``abis/<name>.json`` (``protocol``, ``token`` or ``image_registry``)."""
     text = resources.files("airflow_provider_ethernity.protocol").joinpath(f"abis/{name}.json").read_text()
-    return json.loads(text)
+    abi: list[dict[str, Any]] = json.loads(text)
+    return abi

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_ethernity.protocol.abi import PROTOCOL, load_abi
-from airflow_provider_ethernity.protocol.client import Order
+from airflow_provider_ethernity.protocol.abi import PROTOCOL
+from airflow_provider_ethernity.protocol.contracts import DORequestRow, Order, contract_at, log_filter, named_outputs
+from airflow_provider_ethernity.protocol.errors import shown_url
 from airflow_provider_ethernity.protocol.events import (
     ORDER_CLOSED_TOPIC,
     ORDER_PLACED_TOPIC,
@@ -26,13 +27,6 @@ class OrderEvents:
 
     placed: list[tuple[int, int, int]] = field(default_factory=list)
     closed: list[tuple[int, int]] = field(default_factory=list)
-
-
-def _named(abi: dict[str, Any], row: Any) -> dict[str, Any]:
-    """A view's answer as {output name: value} (one output comes back bare, several as a tuple)."""
-    names = [o["name"] for o in abi.get("outputs", [])]
-    values = list(row) if len(names) != 1 else [row]
-    return dict(zip(names, values, strict=True))
 
 
 class AsyncChainReader:
@@ -57,7 +51,9 @@ class AsyncChainReader:
             from web3.middleware import ExtraDataToPOAMiddleware
 
             self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-        self.protocol = self.w3.eth.contract(address=protocol_address, abi=load_abi(PROTOCOL))
+        self.protocol = contract_at(
+            self.w3.eth, protocol_address, PROTOCOL, "protocol_address", f"the RPC {shown_url(rpc_url)}"
+        )
 
     async def aclose(self) -> None:
         await self.w3.provider.disconnect()
@@ -66,13 +62,8 @@ class AsyncChainReader:
         return int(await self.retry.acall(lambda: self.w3.eth.block_number))
 
     async def _logs(self, topic: str | list[str], from_block: int, to_block: int | str) -> list[Any]:
-        params = {
-            "address": self.protocol_address,
-            "fromBlock": int(from_block),
-            "toBlock": to_block,
-            "topics": [topic],
-        }
-        return await self.retry.acall(self.w3.eth.get_logs, params)
+        params = log_filter(self.protocol_address, topic, from_block, to_block)
+        return list(await self.retry.acall(self.w3.eth.get_logs, params))
 
     async def order_events(self, from_block: int, to_block: int) -> OrderEvents:
         """Every ``_orderPlacedEV`` and ``_orderClosedEV`` in the range, with one ``eth_getLogs``."""
@@ -107,28 +98,22 @@ class AsyncChainReader:
         function = getattr(self.protocol.functions, name)(*args)
         kwargs = {} if block is None else {"block_identifier": block}
         row = await self.retry.acall(function.call, **kwargs)
-        return _named(function.abi, row)
+        return named_outputs(function.abi, row)
 
     async def chain_id(self) -> int:
         return int(await self.retry.acall(lambda: self.w3.eth.chain_id))
 
     async def get_order(self, order_id: int, block: int | str | None = None) -> Order:
-        row = await self._call("_getOrder", int(order_id), block=block)
-        return Order(
-            int(order_id),
-            row["downer"],
-            row["dproc"],
-            int(row["doRequest"]),
-            int(row["dpRequest"]),
-            int(row["status"]),
-        )
+        """The ``_getOrder`` row of ``order_id`` at ``block``."""
+        return Order.from_row(order_id, await self._call("_getOrder", int(order_id), block=block))
 
-    async def get_do_request(self, do_request_id: int, block: int | str | None = None) -> dict[str, Any]:
-        """``_getDORequest`` by name: downer, cpuRequest, ..., maxPrice, status (:class:`RequestStatus`)."""
-        return await self._call("_getDORequest", int(do_request_id), block=block)
+    async def get_do_request(self, do_request_id: int, block: int | str | None = None) -> DORequestRow:
+        """The ``_getDORequest`` row of ``do_request_id`` at ``block``."""
+        return DORequestRow.from_row(do_request_id, await self._call("_getDORequest", int(do_request_id), block=block))
 
     async def do_request_status(self, do_request_id: int, block: int | str | None = None) -> int:
-        return int((await self.get_do_request(do_request_id, block))["status"])
+        """The :class:`RequestStatus` of a DO request at ``block``."""
+        return int((await self.get_do_request(do_request_id, block)).status)
 
     async def orders_count(self, block: int | str | None = None) -> int:
         return int((await self._call("_getOrdersCount", block=block))["_length"])

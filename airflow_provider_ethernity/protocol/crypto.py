@@ -301,4 +301,4 @@ def challenge_wallet_key(client_challenge: str, enclave_challenge: str) -> str:
 def challenge_wallet_address(client_challenge: str, enclave_challenge: str) -> str:
     from eth_account import Account
 
-    return Account.from_key(challenge_wallet_key(client_challenge, enclave_challenge)).address
+    return str(Account.from_key(challenge_wallet_key(client_challenge, enclave_challenge)).address)

@@ -23,7 +23,7 @@ def shown(value: object) -> str:
         if len(value) <= SHOWN_STR_LIMIT and value.isprintable():
             return repr(value)
         return f"<a str of {len(value)} characters>"
-    size = f" of {len(value)} items" if hasattr(value, "__len__") else ""  # type: ignore[arg-type]
+    size = f" of {len(value)} items" if hasattr(value, "__len__") else ""
     return f"<a {type(value).__name__}{size}>"
 
 
@@ -85,6 +85,11 @@ class ChainError(EthernityError):
 
 class StorageError(EthernityError):
     """A permanent IPFS failure: rejected upload, unauthorised, unknown content."""
+
+
+class ContentNotFoundError(StorageError):
+    """The IPFS API answered but does not have (or cannot find in time) the content asked for: our storage
+    works, the bytes are missing. For a result, the node's side (it may still be pinning them)."""
 
 
 class EnclaveLookupError(EthernityError):

@@ -12,14 +12,27 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 import httpx
 
-from airflow_provider_ethernity.protocol.errors import ConfigurationError, StorageError, TransientError, shown_url
+from airflow_provider_ethernity.protocol.errors import (
+    ConfigurationError,
+    ContentNotFoundError,
+    StorageError,
+    TransientError,
+    shown_url,
+)
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, TRANSIENT_HTTP_STATUS, RetryPolicy
 
-_S = TypeVar("_S")
+
+class _Sink(Protocol):
+    """Where :meth:`IpfsClient.cat_into` streams content: anything with ``write(bytes)``."""
+
+    def write(self, chunk: bytes, /) -> object: ...
+
+
+_S = TypeVar("_S", bound=_Sink)
 ADD_PARAMS = {"cid-version": "1", "raw-leaves": "true", "chunker": "size-262144", "pin": "true"}
 STREAM_CHUNK = 1 << 20
 
@@ -47,6 +60,9 @@ def _raise_for(response: httpx.Response, what: str) -> None:
         raise TransientError(message)
     if response.status_code in (401, 403):
         raise StorageError(message + " (check the connection's IPFS token)")
+    if what.startswith("cat of") and response.status_code in (404, 500):
+        # Kubo answers 500 ("context deadline exceeded", "not found") for content it cannot find
+        raise ContentNotFoundError(message)
     raise StorageError(message)
 
 
@@ -104,7 +120,7 @@ class IpfsClient:
             else:
                 payload = data.encode() if isinstance(data, str) else data
                 response = self._post("add", "add", params=ADD_PARAMS, files={"file": (name, payload)})
-            return response.json()["Hash"]
+            return str(response.json()["Hash"])
 
         return self._retry.call(attempt)
 
@@ -142,7 +158,7 @@ class IpfsClient:
 
     def version(self) -> str:
         """The daemon's version string; a cheap reachability probe."""
-        return self._retry.call(lambda: self._post("version", "version").json().get("Version", "unknown"))
+        return self._retry.call(lambda: str(self._post("version", "version").json().get("Version", "unknown")))
 
 
 class AsyncIpfsClient:
@@ -180,6 +196,6 @@ class AsyncIpfsClient:
 
     async def version(self) -> str:
         async def attempt() -> str:
-            return (await self._post("version", "version")).json().get("Version", "unknown")
+            return str((await self._post("version", "version")).json().get("Version", "unknown"))
 
         return await self._retry.acall(attempt)

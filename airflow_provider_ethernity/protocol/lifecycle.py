@@ -22,7 +22,7 @@ Money rules, each enforced here:
 
 from __future__ import annotations
 
-import logging
+import random
 import time
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,7 @@ from airflow_provider_ethernity.protocol.errors import (
     ResultReplayError,
 )
 from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatus
+from airflow_provider_ethernity.protocol.logs import Log
 from airflow_provider_ethernity.protocol.submission import (
     FencedError,
     Phase,
@@ -58,7 +59,7 @@ COMPLETION_MARGIN_SECONDS = 900
 #: Default seconds to wait for a node to take the request before cancelling it.
 DEFAULT_ORDER_WAIT_TIMEOUT = 1800.0
 #: How often a submission re-approves when a concurrent one (another machine, same wallet) took the allowance.
-ALLOWANCE_RACE_ATTEMPTS = 5
+ALLOWANCE_RACE_ATTEMPTS = 10
 
 
 def completion_timeout_for(spec_duration_hours: int, completion_timeout: float | None) -> float:
@@ -77,7 +78,7 @@ class TaskLifecycle:
         order_wait_timeout: float = DEFAULT_ORDER_WAIT_TIMEOUT,
         completion_timeout: float | None = None,
         poll_interval: float | None = None,
-        logger: logging.Logger | None = None,
+        logger: Log | None = None,
     ) -> None:
         self.client = client
         self.store = store
@@ -147,19 +148,21 @@ class TaskLifecycle:
         client = self.client
         for attempt in range(1, ALLOWANCE_RACE_ATTEMPTS + 1):
             try:
-                client.ensure_allowance(price_wei, sub.challenge_salt, self._record(sub))
+                client.ensure_allowance(price_wei, self._record(sub))
                 signed = client.sender.send(call, "_addDORequest", record=self._record(sub))
                 return client.sender.wait_receipt(signed, "_addDORequest")
             except ChainError as exc:
-                if isinstance(exc, NonceTakenError) or not client.allowance_short(price_wei):
-                    if isinstance(exc, NonceTakenError) and attempt < ALLOWANCE_RACE_ATTEMPTS:
-                        continue  # our request can never be mined: sign it again
-                    raise
                 if attempt == ALLOWANCE_RACE_ATTEMPTS:
                     raise
-                # another submission of this wallet (another machine) spent the allowance in between; the
-                # reverted or refused request moved no token
+                if isinstance(exc, NonceTakenError):
+                    continue  # our request can never be mined: sign it again
+                # another submission of this wallet (another machine) spent the allowance in between, or set it
+                # anew since (so it may look sufficient again now): the refused or reverted request moved no token
+                if "allowance" not in str(exc).lower() and not client.allowance_short(price_wei):
+                    raise
                 self.log.info("The token allowance was used by a concurrent submission; approving again")
+                # a random pause breaks the lockstep of two machines that keep overwriting each other's approval
+                time.sleep(random.uniform(0, min(2.0, client.network.block_time)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _submitted(self, sub: Submission, do_request_id: int) -> Submission:
@@ -275,14 +278,18 @@ class TaskLifecycle:
         assert sub.do_request_id is not None
         order_id = self.client.settle_unplaced_request(sub.do_request_id, sub.from_block, sub.order_count_anchor)
         if order_id is None:
-            sub.phase = Phase.CANCELLED
-            self.store.save(sub)
-            raise OrderTimeoutError(
-                f"no node placed an order for DO request {sub.do_request_id} within "
-                f"order_wait_timeout={self.order_wait_timeout:g} s; the request was cancelled and its escrow "
-                f"({sub.price} {self.client.network.token_name}) returned"
-            )
+            raise self.cancelled(sub)
         return order_id
+
+    def cancelled(self, sub: Submission) -> OrderTimeoutError:
+        """Record that the request was cancelled at the order timeout (here or by the trigger); the error."""
+        sub.phase = Phase.CANCELLED
+        self.store.save(sub)
+        return OrderTimeoutError(
+            f"no node placed an order for DO request {sub.do_request_id} within "
+            f"order_wait_timeout={self.order_wait_timeout:g} s; the request was cancelled and its escrow "
+            f"({sub.price} {self.client.network.token_name}) returned"
+        )
 
     def order_placed(
         self, sub: Submission, order_id: int, *, approved: bool = False, approval_tx: str | None = None

@@ -37,6 +37,21 @@ class Network:
     explorer_url: str | None = None
     #: Blocks an event must be deep before the triggers' watcher acts on it (reorg safety); 0 acts at once.
     confirmations: int = 0
+    #: The public intake (``<url>/<network>/<doRequest>/<cid>``, POSTed after the request's receipt) where the
+    #: official runner uploads artefacts when no own IPFS API is given; None: this network has none.
+    ipfs_intake_url: str | None = None
+    #: Public gateway (``<url>/ipfs/<cid>``) tried after the IPFS API when a result is read, as the runner does.
+    ipfs_gateway_url: str | None = "https://ipfs.io"
+
+    @property
+    def intake_name(self) -> str:
+        """The network's name in intake URLs (the runner's ``<network>_<type>`` in lower case)."""
+        return self.name.lower()
+
+    @property
+    def is_devnet(self) -> bool:
+        """The local devnet or one of its profiles (``devnet_bloxberg``, ``devnet_polygon``)."""
+        return self.name == "devnet" or self.name.startswith("devnet_")
 
     @property
     def token_is_protocol(self) -> bool:
@@ -51,183 +66,205 @@ class Network:
 GWEI = 10**9
 
 _BLOXBERG_LEGACY = GasPolicy(eip1559=False, gas_price_wei=2_000_000)
+#: The runner's public intake (ipfs.py INTAKE_NETWORKS: bloxberg testnet, LitVM, Sepolia and their -unsafe twins).
+ETHERNITY_INTAKE = "https://ipfs.ethernity.cloud/payload"
 
+BLOXBERG_TESTNET = Network(
+    name="bloxberg_testnet",
+    chain_id=8995,
+    rpc_url="https://bloxberg.ethernity.cloud",
+    protocol_address="0x02882F03097fE8cD31afbdFbB5D72a498B41112c",
+    token_address="0x02882F03097fE8cD31afbdFbB5D72a498B41112c",
+    image_registry_address="0xa372a6e1Eb7Fcf343AF6b91E809b900C55001CD1",
+    token_name="tETNY",
+    trustedzone="etny-pynithy-testnet",
+    block_time=5,
+    gas=_BLOXBERG_LEGACY,
+    poa=True,
+    explorer_url="https://blockexplorer.bloxberg.org",
+    confirmations=1,
+    ipfs_intake_url=ETHERNITY_INTAKE,
+)
+
+BLOXBERG_TESTNET_UNSAFE = replace(
+    BLOXBERG_TESTNET, name="bloxberg_testnet_unsafe", trustedzone="etny-pynithy-testnet-unsafe"
+)
+
+BLOXBERG_MAINNET = Network(
+    name="bloxberg_mainnet",
+    chain_id=8995,
+    rpc_url="https://bloxberg.ethernity.cloud",
+    protocol_address="0x549A6E06BB2084100148D50F51CF77a3436C3Ae7",
+    token_address="0x549A6E06BB2084100148D50F51CF77a3436C3Ae7",
+    image_registry_address="0x15D73a742529C3fb11f3FA32EF7f0CC3870ACA31",
+    token_name="ETNY",
+    trustedzone="etny-pynithy",
+    block_time=5,
+    gas=_BLOXBERG_LEGACY,
+    poa=True,
+    mainnet=True,
+    explorer_url="https://blockexplorer.bloxberg.org",
+    confirmations=1,
+)
+
+POLYGON_MAINNET = Network(
+    name="polygon_mainnet",
+    chain_id=137,
+    rpc_url="https://polygon-bor-rpc.publicnode.com",
+    protocol_address="0x439945BE73fD86fcC172179021991E96Beff3Cc4",
+    token_address="0xc6920888988cAcEeA7ACCA0c96f2D65b05eE22Ba",
+    image_registry_address="0x689f3806874d3c8A973f419a4eB24e6fBA7E830F",
+    token_name="ECLD",
+    trustedzone="ecld-pynithy",
+    block_time=2,
+    gas=GasPolicy(eip1559=True, max_fee_per_gas_wei=200 * GWEI, max_priority_fee_per_gas_wei=32 * GWEI),
+    poa=True,
+    mainnet=True,
+    explorer_url="https://polygonscan.com",
+    confirmations=5,
+)
+
+POLYGON_AMOY = Network(
+    name="polygon_amoy",
+    chain_id=80002,
+    rpc_url="https://polygon-amoy-bor-rpc.publicnode.com",
+    protocol_address="0x1579b37C5a69ae02dDd23263A2b1318DE66a27C3",
+    token_address="0x9927809B61122B2af3f3b3A3303875e0687b8eE3",
+    image_registry_address="0xeFA33c3976f31961285Ae4f5D10188616C912728",
+    token_name="tECLD",
+    trustedzone="ecld-pynithy-amoy",
+    block_time=2,
+    gas=GasPolicy(eip1559=True, max_fee_per_gas_wei=64 * GWEI, max_priority_fee_per_gas_wei=32 * GWEI),
+    poa=True,
+    explorer_url="https://amoy.polygonscan.com",
+    confirmations=5,
+)
+
+IOTEX_TESTNET = Network(
+    name="iotex_testnet",
+    chain_id=4690,
+    rpc_url="https://babel-api.testnet.iotex.io",
+    protocol_address="0xD56385A97413Ed80E28B1b54A193b98F2C49c975",
+    token_address="0x95Aa17fCFaAB75e8ed7d7DF218045795dCeB9c50",
+    image_registry_address="0xa7467A6391816be9367a1cC52E0ef0c15FfE3cCC",
+    token_name="tECLD",
+    trustedzone="ecld-pynithy-iotex-testnet",
+    block_time=5,
+    gas=GasPolicy(eip1559=True, max_fee_per_gas_wei=1500 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
+    explorer_url="https://testnet.iotexscan.io",
+    confirmations=2,
+)
+
+ETHEREUM_SEPOLIA = Network(
+    name="ethereum_sepolia",
+    chain_id=11155111,
+    rpc_url="https://ethereum-sepolia-rpc.publicnode.com",
+    protocol_address="0x798975F9FdD90A21Cb11Ac26F1377e1542c58f9c",
+    token_address="0x2E27677fb67531eb09134fE331C27899f87ADe10",
+    image_registry_address="0xa7E43a269E3307cf9d246b07df2B89CAA1b4C42F",
+    token_name="tECLD",
+    trustedzone="ecld-pynithy-ethereum-sepolia",
+    block_time=30,
+    gas=GasPolicy(eip1559=True, max_fee_per_gas_wei=15 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
+    explorer_url="https://sepolia.etherscan.io",
+    confirmations=3,
+    ipfs_intake_url=ETHERNITY_INTAKE,
+)
+
+ETHEREUM_SEPOLIA_UNSAFE = replace(
+    ETHEREUM_SEPOLIA, name="ethereum_sepolia_unsafe", trustedzone="ecld-pynithy-ethereum-sepolia-unsafe"
+)
+
+LITVM_LITEFORGE = Network(
+    name="litvm_liteforge",
+    chain_id=4441,
+    rpc_url="https://liteforge.rpc.caldera.xyz/infra-partner-http",
+    protocol_address="0xE35991de1f2A435e29E70406FA2781b1AffCb168",
+    token_address="0x95Aa17fCFaAB75e8ed7d7DF218045795dCeB9c50",
+    image_registry_address="0xAf8Ce29103E1f59feDD49688ff070Ffc2346AF1D",
+    token_name="tECLD",
+    trustedzone="ecld-pynithy-litvm-testnet",
+    block_time=1,
+    gas=GasPolicy(eip1559=True, max_fee_per_gas_wei=2 * GWEI, max_priority_fee_per_gas_wei=0),
+    confirmations=2,
+    ipfs_intake_url=ETHERNITY_INTAKE,
+)
+
+LITVM_LITEFORGE_UNSAFE = replace(
+    LITVM_LITEFORGE, name="litvm_liteforge_unsafe", trustedzone="ecld-pynithy-litvm-testnet-unsafe"
+)
+
+# Local devnet: addresses, RPC and chain id come from the connection `ethernity-devnet up` writes.
+DEVNET = Network(
+    name="devnet",
+    chain_id=31337,
+    rpc_url=None,
+    protocol_address=None,
+    token_address=None,
+    image_registry_address=None,
+    token_name="tETNY",
+    trustedzone="etny-pynithy-devnet",
+    block_time=1,
+    gas=GasPolicy(eip1559=True, max_fee_per_gas_wei=100 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
+    ipfs_gateway_url=None,  # no internet: the devnet's gateway (if any) comes from the connection
+)
+
+# Any other EVM deployment of the protocol: everything comes from the connection.
+CUSTOM = Network(
+    name="custom",
+    chain_id=None,
+    rpc_url=None,
+    protocol_address=None,
+    token_address=None,
+    image_registry_address=None,
+    token_name="ETNY",
+    trustedzone=None,
+    block_time=5,
+    gas=GasPolicy(eip1559=True, max_fee_per_gas_wei=500 * GWEI, max_priority_fee_per_gas_wei=2 * GWEI),
+)
+
+#: Every network by name (the ``*_unsafe`` ones are their base with the unsafe trustedzone).
 NETWORKS: dict[str, Network] = {
     n.name: n
     for n in (
-        Network(
-            "bloxberg_testnet",
-            8995,
-            "https://bloxberg.ethernity.cloud",
-            "0x02882F03097fE8cD31afbdFbB5D72a498B41112c",
-            "0x02882F03097fE8cD31afbdFbB5D72a498B41112c",
-            "0xa372a6e1Eb7Fcf343AF6b91E809b900C55001CD1",
-            "tETNY",
-            "etny-pynithy-testnet",
-            5,
-            _BLOXBERG_LEGACY,
-            poa=True,
-            explorer_url="https://blockexplorer.bloxberg.org",
-            confirmations=1,
-        ),
-        Network(
-            "bloxberg_testnet_unsafe",
-            8995,
-            "https://bloxberg.ethernity.cloud",
-            "0x02882F03097fE8cD31afbdFbB5D72a498B41112c",
-            "0x02882F03097fE8cD31afbdFbB5D72a498B41112c",
-            "0xa372a6e1Eb7Fcf343AF6b91E809b900C55001CD1",
-            "tETNY",
-            "etny-pynithy-testnet-unsafe",
-            5,
-            _BLOXBERG_LEGACY,
-            poa=True,
-            explorer_url="https://blockexplorer.bloxberg.org",
-            confirmations=1,
-        ),
-        Network(
-            "bloxberg_mainnet",
-            8995,
-            "https://bloxberg.ethernity.cloud",
-            "0x549A6E06BB2084100148D50F51CF77a3436C3Ae7",
-            "0x549A6E06BB2084100148D50F51CF77a3436C3Ae7",
-            "0x15D73a742529C3fb11f3FA32EF7f0CC3870ACA31",
-            "ETNY",
-            "etny-pynithy",
-            5,
-            _BLOXBERG_LEGACY,
-            poa=True,
-            mainnet=True,
-            explorer_url="https://blockexplorer.bloxberg.org",
-            confirmations=1,
-        ),
-        Network(
-            "polygon_mainnet",
-            137,
-            "https://polygon-bor-rpc.publicnode.com",
-            "0x439945BE73fD86fcC172179021991E96Beff3Cc4",
-            "0xc6920888988cAcEeA7ACCA0c96f2D65b05eE22Ba",
-            "0x689f3806874d3c8A973f419a4eB24e6fBA7E830F",
-            "ECLD",
-            "ecld-pynithy",
-            2,
-            GasPolicy(True, max_fee_per_gas_wei=200 * GWEI, max_priority_fee_per_gas_wei=32 * GWEI),
-            poa=True,
-            mainnet=True,
-            explorer_url="https://polygonscan.com",
-            confirmations=5,
-        ),
-        Network(
-            "polygon_amoy",
-            80002,
-            "https://polygon-amoy-bor-rpc.publicnode.com",
-            "0x1579b37C5a69ae02dDd23263A2b1318DE66a27C3",
-            "0x9927809B61122B2af3f3b3A3303875e0687b8eE3",
-            "0xeFA33c3976f31961285Ae4f5D10188616C912728",
-            "tECLD",
-            "ecld-pynithy-amoy",
-            2,
-            GasPolicy(True, max_fee_per_gas_wei=64 * GWEI, max_priority_fee_per_gas_wei=32 * GWEI),
-            poa=True,
-            explorer_url="https://amoy.polygonscan.com",
-            confirmations=5,
-        ),
-        Network(
-            "iotex_testnet",
-            4690,
-            "https://babel-api.testnet.iotex.io",
-            "0xD56385A97413Ed80E28B1b54A193b98F2C49c975",
-            "0x95Aa17fCFaAB75e8ed7d7DF218045795dCeB9c50",
-            "0xa7467A6391816be9367a1cC52E0ef0c15FfE3cCC",
-            "tECLD",
-            "ecld-pynithy-iotex-testnet",
-            5,
-            GasPolicy(True, max_fee_per_gas_wei=1500 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
-            explorer_url="https://testnet.iotexscan.io",
-            confirmations=2,
-        ),
-        Network(
-            "ethereum_sepolia",
-            11155111,
-            "https://ethereum-sepolia-rpc.publicnode.com",
-            "0x798975F9FdD90A21Cb11Ac26F1377e1542c58f9c",
-            "0x2E27677fb67531eb09134fE331C27899f87ADe10",
-            "0xa7E43a269E3307cf9d246b07df2B89CAA1b4C42F",
-            "tECLD",
-            "ecld-pynithy-ethereum-sepolia",
-            30,
-            GasPolicy(True, max_fee_per_gas_wei=15 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
-            explorer_url="https://sepolia.etherscan.io",
-            confirmations=3,
-        ),
-        Network(
-            "ethereum_sepolia_unsafe",
-            11155111,
-            "https://ethereum-sepolia-rpc.publicnode.com",
-            "0x798975F9FdD90A21Cb11Ac26F1377e1542c58f9c",
-            "0x2E27677fb67531eb09134fE331C27899f87ADe10",
-            "0xa7E43a269E3307cf9d246b07df2B89CAA1b4C42F",
-            "tECLD",
-            "ecld-pynithy-ethereum-sepolia-unsafe",
-            30,
-            GasPolicy(True, max_fee_per_gas_wei=15 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
-            explorer_url="https://sepolia.etherscan.io",
-            confirmations=3,
-        ),
-        Network(
-            "litvm_liteforge",
-            4441,
-            "https://liteforge.rpc.caldera.xyz/infra-partner-http",
-            "0xE35991de1f2A435e29E70406FA2781b1AffCb168",
-            "0x95Aa17fCFaAB75e8ed7d7DF218045795dCeB9c50",
-            "0xAf8Ce29103E1f59feDD49688ff070Ffc2346AF1D",
-            "tECLD",
-            "ecld-pynithy-litvm-testnet",
-            1,
-            GasPolicy(True, max_fee_per_gas_wei=2 * GWEI, max_priority_fee_per_gas_wei=0),
-            confirmations=2,
-        ),
-        Network(
-            "litvm_liteforge_unsafe",
-            4441,
-            "https://liteforge.rpc.caldera.xyz/infra-partner-http",
-            "0xE35991de1f2A435e29E70406FA2781b1AffCb168",
-            "0x95Aa17fCFaAB75e8ed7d7DF218045795dCeB9c50",
-            "0xAf8Ce29103E1f59feDD49688ff070Ffc2346AF1D",
-            "tECLD",
-            "ecld-pynithy-litvm-testnet-unsafe",
-            1,
-            GasPolicy(True, max_fee_per_gas_wei=2 * GWEI, max_priority_fee_per_gas_wei=0),
-            confirmations=2,
-        ),
-        # Local devnet: addresses, RPC and chain id come from the connection `ethernity-devnet up` writes.
-        Network(
-            "devnet",
-            31337,
-            None,
-            None,
-            None,
-            None,
-            "tETNY",
-            "etny-pynithy-devnet",
-            1,
-            GasPolicy(True, max_fee_per_gas_wei=100 * GWEI, max_priority_fee_per_gas_wei=1 * GWEI),
-        ),
-        # Any other EVM deployment of the protocol: everything comes from the connection.
-        Network(
-            "custom",
-            None,
-            None,
-            None,
-            None,
-            None,
-            "ETNY",
-            None,
-            5,
-            GasPolicy(True, max_fee_per_gas_wei=500 * GWEI, max_priority_fee_per_gas_wei=2 * GWEI),
-        ),
+        BLOXBERG_TESTNET,
+        BLOXBERG_TESTNET_UNSAFE,
+        BLOXBERG_MAINNET,
+        POLYGON_MAINNET,
+        POLYGON_AMOY,
+        IOTEX_TESTNET,
+        ETHEREUM_SEPOLIA,
+        ETHEREUM_SEPOLIA_UNSAFE,
+        LITVM_LITEFORGE,
+        LITVM_LITEFORGE_UNSAFE,
+        DEVNET,
+        CUSTOM,
     )
 }
+
+
+def _devnet_twin(real: Network, name: str) -> Network:
+    """A devnet profile's network: the real network's behaviour (gas model, token model, block time,
+    confirmations, POA) on the devnet's chain, with addresses, RPC and storage from the connection."""
+    return replace(
+        real,
+        name=name,
+        chain_id=DEVNET.chain_id,
+        rpc_url=None,
+        protocol_address=None,
+        token_address=None,
+        image_registry_address=None,
+        trustedzone=DEVNET.trustedzone,
+        mainnet=False,
+        explorer_url=None,
+        ipfs_intake_url=None,
+        ipfs_gateway_url=None,
+    )
+
+
+# ``ethernity-devnet up --profile bloxberg|polygon`` writes these names into the connection.
+NETWORKS["devnet_bloxberg"] = _devnet_twin(BLOXBERG_TESTNET, "devnet_bloxberg")
+NETWORKS["devnet_polygon"] = _devnet_twin(POLYGON_AMOY, "devnet_polygon")
 
 
 def get_network(name: str) -> Network:

@@ -17,9 +17,6 @@ from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatu
 if TYPE_CHECKING:
     from airflow_provider_ethernity.protocol.client import EthernityClient
 
-#: ``_getDORequest`` row: (downer, cpu, memory, storage, bandwidth, duration, maxPrice, status)
-_PRICE, _STATUS = 6, 7
-
 
 @dataclass(frozen=True)
 class EscrowEntry:
@@ -76,8 +73,8 @@ def reclaim(client: EthernityClient, held: Iterable[int] = (), *, dry_run: bool 
         order_of[client.get_order(int(order_id)).do_request_id] = int(order_id)
     report = ReclaimReport(token=client.network.token_name)
     for do_request_id in (int(r) for r in requests):
-        row = client._view(protocol.functions._getDORequest(do_request_id))
-        status, price = RequestStatus(int(row[_STATUS])), int(row[_PRICE])
+        row = client.get_do_request(do_request_id)
+        status, price = row.status, row.max_price
         if status is RequestStatus.CANCELED:
             continue
         if status is RequestStatus.AVAILABLE:
@@ -91,7 +88,7 @@ def reclaim(client: EthernityClient, held: Iterable[int] = (), *, dry_run: bool 
             continue
         order_id = order_of.get(do_request_id)
         order = client.get_order(order_id) if order_id is not None else None
-        order_status = OrderStatus(order.status) if order is not None else None
+        order_status = order.status if order is not None else None
         if order_status is OrderStatus.CLOSED:
             continue  # settled: the node was paid
         if order_status is OrderStatus.OPEN:

@@ -267,4 +267,4 @@ def sign_result_transaction(
         "chainId": int(chain_id),
     }
     signed = Account.sign_transaction(tx, challenge_wallet_key(client_challenge, enclave_challenge))
-    return signed.raw_transaction.hex()
+    return str(signed.raw_transaction.hex())

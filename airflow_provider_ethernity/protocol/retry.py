@@ -6,14 +6,14 @@ Transient: connection refused/reset, timeouts, HTTP 429/502/503/504. Everything 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     Retrying,
-    before_sleep_log,
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
@@ -70,8 +70,22 @@ class RetryPolicy:
             "wait": wait_exponential_jitter(multiplier=self.initial, max=self.max_wait, jitter=self.initial),
             "retry": retry_if_exception(is_transient),
             "reraise": True,
-            "before_sleep": before_sleep_log(log, logging.WARNING),
+            "before_sleep": self._log_retry,
         }
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        """One line per retry naming the fault's type (not tenacity's ``Retrying <unknown>``). Its text is left
+        out by construction: a transport error quotes the URL, and an RPC or IPFS URL may carry an API key."""
+        outcome = state.outcome
+        fault = outcome.exception() if outcome is not None else None
+        pause = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning(
+            "Transient fault (%s); try %s of %s in %.1f s",
+            type(fault).__name__,
+            state.attempt_number + 1,
+            self.attempts,
+            pause,
+        )
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call ``fn`` retrying transient faults; the last exception propagates."""
@@ -80,7 +94,8 @@ class RetryPolicy:
                 return fn(*args, **kwargs)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def acall(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def acall(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Await ``fn`` retrying transient faults; the last exception propagates."""
         async for attempt in AsyncRetrying(**self._kwargs()):
             with attempt:
                 return await fn(*args, **kwargs)

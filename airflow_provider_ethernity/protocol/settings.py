@@ -36,6 +36,10 @@ MAX_INPUT_MB_LIMIT = 90
 DEFAULT_RPC_TIMEOUT = 30.0
 DEFAULT_IPFS_TIMEOUT = 60.0
 MAX_TIMEOUT_SECONDS = 3600.0
+#: The runner reads a result until max(deadline, closed + 120 s) before calling it an operator fault.
+DEFAULT_RESULT_READ_SECONDS = 120.0
+#: Block time overrides (devnet profiles run faster than the real networks they reproduce).
+MAX_BLOCK_TIME = 600.0
 #: Largest chain id EIP-2294 allows.
 MAX_CHAIN_ID = 2**63 - 1 - 36
 
@@ -152,6 +156,50 @@ def check_ipfs_token(value: object) -> str | None:
     return token
 
 
+def _flag(name: str, value: object) -> bool | None:
+    """A connection boolean: true/false (JSON or text, yes/no, 1/0); None when unset."""
+    if _unset(value):
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ConfigurationError(f"{name}={shown(value)} is invalid: allowed true or false")
+
+
+def _private_host(url: str) -> bool:
+    """Whether ``url``'s host is loopback, private, link-local or a single-label name (no node could reach it)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "") or host.endswith((".local", ".localhost", ".internal", ".lan")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "." not in host
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
+def ipfs_reachable_by_nodes(network: Network, ipfs_api_url: str | None, explicit: bool | None) -> bool:
+    """Whether nodes can fetch what the requester adds through ``ipfs_api_url``.
+
+    ``ipfs_public`` set in the connection wins. Otherwise: on the plain ``devnet`` the node shares the
+    requester's IPFS (True); elsewhere an API on a loopback, private or link-local address is private (a real
+    node fetches artefacts through public gateways and its own Kubo peered with Ethernity's IPFS, never a
+    user's LAN), any other host is taken as public.
+    """
+    if explicit is not None:
+        return explicit
+    if network.name == "devnet":
+        return True
+    return bool(ipfs_api_url) and not _private_host(ipfs_api_url or "")
+
+
 def _http_url(name: str, value: object) -> str | None:
     url = _text_field(name, value)
     if url is None:
@@ -175,6 +223,22 @@ class ClientSettings:
     ipfs_timeout: float = DEFAULT_IPFS_TIMEOUT
     #: Largest input dataset accepted (bytes of UTF-8); the enclave reads the whole dataset into memory.
     max_input_bytes: int = DEFAULT_MAX_INPUT_MB * 1024**2
+    #: Whether nodes can read what is added through ``ipfs_api_url`` (a public or peered Kubo). False: the
+    #: artefacts go through the network's public intake, or the submission fails before paying. See
+    #: :func:`ipfs_reachable_by_nodes` for the default.
+    ipfs_public: bool = True
+    #: Where artefacts go when ``ipfs_public`` is False (the network's public intake unless overridden).
+    ipfs_intake_url: str | None = None
+    #: Gateway tried after the API when a result is read (``<url>/ipfs/<cid>``); None: the API only.
+    ipfs_gateway_url: str | None = None
+    #: How long after the order closed an unreadable result is still waited for (the runner's closed + 120 s);
+    #: after that it is the operator's fault (its bytes were never pinned) and the task is resubmitted.
+    result_read_seconds: float = DEFAULT_RESULT_READ_SECONDS
+
+    @property
+    def uses_intake(self) -> bool:
+        """Artefacts are POSTed to the public intake after the request's receipt (not added to the API)."""
+        return not self.ipfs_public and bool(self.ipfs_intake_url)
 
     @classmethod
     def build(
@@ -193,6 +257,11 @@ class ClientSettings:
         rpc_timeout: float | str | None = None,
         ipfs_timeout: float | str | None = None,
         max_input_mb: int | str | None = None,
+        ipfs_public: bool | str | None = None,
+        ipfs_intake_url: str | None = None,
+        ipfs_gateway_url: str | None = None,
+        result_read_seconds: float | str | None = None,
+        block_time: float | str | None = None,
         **_ignored: Any,
     ) -> ClientSettings:
         """Resolve a network name and overrides into validated settings; raises ConfigurationError.
@@ -202,7 +271,7 @@ class ClientSettings:
         header value. No message repeats the key or the token, nor more of a URL than its scheme and host.
         """
         base = get_network(network)
-        custom = base.name in ("devnet", "custom")
+        custom = base.name == "custom" or base.is_devnet
         chain = _chain_id(chain_id)
         protocol = _check_address("protocol_address", protocol_address, custom)
         # Without a separate token (bloxberg style) the protocol contract is the token.
@@ -214,6 +283,7 @@ class ClientSettings:
             image_registry_address=_check_address("image_registry_address", image_registry_address, custom),
             trustedzone=_text_field("trustedzone", trustedzone),
             chain_id=chain,
+            block_time=None if _unset(block_time) else _timeout("block_time", block_time, base.block_time),
         )
         if not resolved.rpc_url:
             raise ConfigurationError(f"rpc_url is required for network {base.name!r}")
@@ -225,12 +295,19 @@ class ClientSettings:
                 "optionally 0x-prefixed"
             )
         ipfs_url = _http_url("ipfs_api_url", ipfs_api_url)
+        api_url = normalize_api_url(ipfs_url) if ipfs_url else None
+        intake = _http_url("ipfs_intake_url", ipfs_intake_url) or resolved.ipfs_intake_url
+        gateway = _http_url("ipfs_gateway_url", ipfs_gateway_url) or resolved.ipfs_gateway_url
         return cls(
+            ipfs_public=ipfs_reachable_by_nodes(resolved, api_url, _flag("ipfs_public", ipfs_public)),
+            ipfs_intake_url=intake.rstrip("/") if intake else None,
+            ipfs_gateway_url=gateway.rstrip("/") if gateway else None,
+            result_read_seconds=_timeout("result_read_seconds", result_read_seconds, DEFAULT_RESULT_READ_SECONDS),
             max_input_bytes=_max_input_bytes(max_input_mb),
             network=resolved,
             rpc_url=resolved.rpc_url,
             private_key=key,
-            ipfs_api_url=normalize_api_url(ipfs_url) if ipfs_url else None,
+            ipfs_api_url=api_url,
             ipfs_token=check_ipfs_token(ipfs_token),
             trustedzone=resolved.trustedzone,
             rpc_timeout=_timeout("rpc_timeout", rpc_timeout, DEFAULT_RPC_TIMEOUT),
@@ -241,3 +318,7 @@ class ClientSettings:
     def rpc_url_shown(self) -> str:
         """``rpc_url`` as error messages and logs may show it (scheme, host and port: no key in a path)."""
         return shown_url(self.rpc_url)
+
+
+#: Connection ``extra`` fields of the storage model and the devnet profiles (the hook reads these too).
+STORAGE_EXTRA_FIELDS = ("ipfs_public", "ipfs_intake_url", "ipfs_gateway_url", "result_read_seconds", "block_time")

@@ -32,6 +32,7 @@ from enum import Enum
 from typing import Any
 
 from airflow_provider_ethernity.protocol.errors import ChainError, TransientError
+from airflow_provider_ethernity.protocol.logs import Log
 
 log = logging.getLogger("airflow_provider_ethernity")
 
@@ -154,7 +155,7 @@ class TransactionSender:
         rpc: Callable[[Callable[[], Any]], Any],
         *,
         block_time: float = 1.0,
-        logger: logging.Logger | None = None,
+        logger: Log | None = None,
     ) -> None:
         self.w3 = w3
         self.account = account

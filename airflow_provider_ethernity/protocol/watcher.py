@@ -25,49 +25,60 @@ Correctness on real RPCs (load balancers, public endpoints, reorgs):
   up in time, not only in blocks). Waiters are resolved at most once (their future), so re-delivered
   events are harmless; a re-scan also heals a shallow reorg that re-mined an event at a height already
   scanned.
-* **Range limits.** Log queries are split into chunks of ``max_range`` blocks (5,000 at first). An RPC's
-  "range too wide / too many results" error halves it (or sets it to the limit the message names), and
-  the watcher remembers it.
+* **Range limits** (:mod:`.watch_errors`): a refused range shrinks the chunks of later queries.
 * **Waiters far in the past** (a sensor given only an order id, a triggerer restarted long after the
   deferral) do not widen the live query beyond one chunk: the blocks between their ``from_block`` and the
   live scan are read by a separate back-scan task, newest chunk first, at most ``BACKSCAN_MAX_BLOCKS``
   blocks deep, paced and backing off on failure. It never holds the live cursor, so other waits go on;
-  they are also probed at once (below), which answers most of them in one call.
-* **Status probes** are the backstop for anything logs miss (lag beyond the overlap, a reorg deeper than
-  the confirmations, a close without an event, an RPC without logs): every ``PROBE_EVERY`` polls one
-  waiter, round-robin, is asked about on chain, at the covered cursor: a closed-wait by ``_getOrder``
-  (CLOSED resolves it, with block 0 as the close block is unknown), a placed-wait by ``_getDORequest``
-  (BOOKED: the orders are searched newest first, ``PLACED_PROBE_ORDERS`` per probe, for the one of that
-  DO request). New waiters behind the cursor are probed first; while log queries keep failing, every poll
-  probes a few. So probes add about 1/``PROBE_EVERY`` request per block, whatever the number of waiters.
+  they are also probed at once, which answers most of them in one call.
+* **Status probes** (:mod:`.watch_probes`) are the backstop for anything logs miss.
 
-Polls follow the chain's rhythm: once blocks come regularly (their interval, learnt from the heads seen,
-is steady and at least about the poll interval), the next poll is timed just before the next block is due (its
-phase taken from the earliest recent sighting, as sightings are never early), and a late block is
-retried after short, then growing pauses (up to the poll interval). Detection then lags a block
-by a fraction of a second while the requests per block stay at about two.
+Polls follow the chain's rhythm (:mod:`.watch_rhythm`): timed just before the next block is due.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import re
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatus
+from airflow_provider_ethernity.protocol.watch_errors import RangeError, brief, is_range_error, named_range_limit
+from airflow_provider_ethernity.protocol.watch_probes import PLACED_PROBE_ORDERS, PROBE_BATCH_BLIND, StatusProbes
+from airflow_provider_ethernity.protocol.watch_rhythm import MIN_POLL_STEP, POLL_EARLY, ChainRhythm, regular_interval
+from airflow_provider_ethernity.protocol.watch_state import (
+    CLOSED,
+    DEFAULT_OVERLAP,
+    MAX_LOG_RANGE,
+    PLACED,
+    Waiter,
+    Waits,
+    WatcherState,
+)
+
+__all__ = [
+    "CLOSED",
+    "DEFAULT_OVERLAP",
+    "MAX_LOG_RANGE",
+    "MIN_POLL_STEP",
+    "PLACED",
+    "PLACED_PROBE_ORDERS",
+    "POLL_EARLY",
+    "PROBE_BATCH_BLIND",
+    "OrderEventWatcher",
+    "RangeError",
+    "WatcherState",
+    "get_watcher",
+    "is_range_error",
+]
+
+#: The private names these lived under before the watcher was split (kept for callers and tests).
+_Waiter, _Waits, _regular_interval, _brief = Waiter, Waits, regular_interval, brief
 
 log = logging.getLogger(__name__)
 
-#: Largest block range one ``eth_getLogs`` covers at first (halved when the RPC refuses a range).
-MAX_LOG_RANGE = 5_000
-#: Blocks re-scanned below the newest block asked for, at first (grows with the replica lag seen).
-DEFAULT_OVERLAP = 8
 #: Largest overlap the lag seen can grow it to.
 MAX_OVERLAP = 128
 #: Chunks the live scan asks for in one poll (a long outage is caught up over several polls).
@@ -84,144 +95,21 @@ BACKSCAN_MAX_BACKOFF = 30.0
 PROBE_AFTER_FAILURES = 2
 #: One waiter is probed every this many polls.
 PROBE_EVERY = 10
-#: Waiters probed per poll while logs fail, and new far-behind waiters probed per poll.
-PROBE_BATCH_BLIND = 4
-#: Orders a placed-wait probe reads per probe while searching the order of its DO request.
-PLACED_PROBE_ORDERS = 16
 #: Re-scans of the newest blocks while the chain is idle, and the seconds after the last query they wait.
 IDLE_RESCANS = 2
 IDLE_RESCAN_AFTER = 2.0
 #: How long an idle watcher (no waiter) lingers before its poll task ends.
 IDLE_LINGER_SECONDS = 5.0
-#: Shortest retry pause while a due block is late.
-MIN_POLL_STEP = 0.1
-#: How long before a block is due the watcher asks for it.
-POLL_EARLY = 0.02
 #: Events remembered (to measure the lag and notice re-mined events) before the oldest are forgotten.
 SEEN_LIMIT = 4_096
 
-PLACED, CLOSED = "placed", "closed"
 
-_RANGE_ERROR = re.compile(
-    r"-32005|-32614|range|too many|more than|too large|exceed|limit|response size|query timeout", re.IGNORECASE
-)
-_LAG_ERROR = re.compile(r"beyond|future|head block|not found|unknown block|after last", re.IGNORECASE)
-_NAMED_LIMIT = re.compile(r"(\d[\d,_]*)\s*(k\s*)?-?\s*blocks?\b", re.IGNORECASE)
+class OrderEventWatcher(StatusProbes, ChainRhythm):
+    """Shared poller of one protocol contract. Get it with :func:`get_watcher`; it needs a running loop.
 
-
-@dataclass(eq=False, slots=True)
-class _Waiter:
-    kind: str  # PLACED or CLOSED
-    key: int  # DO request id (placed) or order id (closed)
-    from_block: int
-    future: asyncio.Future[int]
-    orders_top: int | None = None  # placed probes: orders [orders_low, orders_top) were read already
-    orders_low: int | None = None
-
-
-@dataclass
-class _Waits:
-    placed: dict[int, list[_Waiter]] = field(default_factory=dict)  # DO request -> waiters
-    closed: dict[int, list[_Waiter]] = field(default_factory=dict)  # order -> waiters
-
-    def __bool__(self) -> bool:
-        return bool(self.placed or self.closed)
-
-    def table(self, kind: str) -> dict[int, list[_Waiter]]:
-        return self.placed if kind == PLACED else self.closed
-
-
-class RangeError(Exception):
-    """The RPC refused a log query's range (or its result size)."""
-
-
-class OrderEventWatcher:
-    """Shared poller of one protocol contract. Get it with :func:`get_watcher`; it needs a running loop."""
-
-    def __init__(
-        self,
-        reader_factory: Callable[[], Any],
-        poll_interval: float = 1.0,
-        *,
-        confirmations: int | None = None,
-        overlap: int = DEFAULT_OVERLAP,
-    ) -> None:
-        self._reader_factory = reader_factory
-        self._reader: Any = None
-        self.poll_interval = poll_interval
-        #: Depth an event must have before it is acted on; None: learnt from the chain id on the first poll.
-        self.confirmations = confirmations
-        self.overlap = max(0, int(overlap))
-        self.max_range = MAX_LOG_RANGE
-        self._scanned_to: int | None = None  # highest block the live scan asked for
-        self._live_low: int | None = None  # lowest block of the live scan's continuous coverage
-        self._safe_head: int | None = None
-        self._catch_up_from: int | None = None
-        self._waits = _Waits()
-        self._task: asyncio.Task[None] | None = None
-        self._backscan: asyncio.Task[None] | None = None
-        self._back_low: int | None = None  # back-scan: blocks [_back_low, _back_next] are still to read
-        self._back_next: int | None = None
-        self._wake = asyncio.Event()
-        self._failures = 0
-        self._ticks = 0
-        self._idle_rescans = 0
-        self._last_query_at = 0.0
-        self._probe_ring: collections.deque[_Waiter] = collections.deque()
-        self._probe_urgent: collections.deque[_Waiter] = collections.deque()
-        self._seen: dict[tuple[str, int], int] = {}  # (kind, id) -> block of the event
-        self._sightings: collections.deque[tuple[int, float]] = collections.deque(maxlen=8)  # (head, loop time)
-        self._steps: collections.deque[float] = collections.deque(maxlen=9)  # seconds between one-block steps
-        self.block_interval: float | None = None  # learnt seconds per block; None while blocks are irregular
-        self._misses = 0  # scheduled polls since the head last grew
-        self._scheduled = True  # whether the coming tick is a timed poll (not a new waiter's wake-up)
-        #: How many RPC requests the watcher made, by method (the benchmarks read this).
-        self.rpc_calls: dict[str, int] = {
-            "eth_blockNumber": 0,
-            "eth_getLogs": 0,
-            "_getOrder": 0,
-            "_getDORequest": 0,
-            "_getOrdersCount": 0,
-            "eth_chainId": 0,
-        }
-
-    @property
-    def cursor(self) -> int | None:
-        """The last block taken as covered: the highest block asked for, less the overlap."""
-        return None if self._scanned_to is None else self._scanned_to - self.overlap
-
-    # ------------------------------------------------------------------ waiting
-    async def wait_order_placed(self, do_request_id: int, from_block: int) -> int:
-        """The id of the order placed for ``do_request_id`` at or after ``from_block``."""
-        return await self._wait(PLACED, int(do_request_id), int(from_block))
-
-    async def wait_order_closed(self, order_id: int, from_block: int) -> int:
-        """The block of ``_orderClosedEV`` of ``order_id`` at or after ``from_block`` (0 when found by probe)."""
-        return await self._wait(CLOSED, int(order_id), int(from_block))
-
-    async def _wait(self, kind: str, key: int, from_block: int) -> int:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(kind, key, from_block, future)
-        table = self._waits.table(kind)
-        table.setdefault(key, []).append(waiter)
-        if self._scanned_to is None or from_block <= self._scanned_to - self.overlap:
-            self._catch_up_from = from_block if self._catch_up_from is None else min(self._catch_up_from, from_block)
-        self._probe_ring.append(waiter)
-        self._ensure_running()
-        self._wake.set()
-        try:
-            return await future
-        finally:
-            waiting = table.get(key)
-            if waiting is not None:
-                if waiter in waiting:
-                    waiting.remove(waiter)
-                if not waiting:
-                    del table[key]
-
-    @property
-    def waiting(self) -> int:
-        return sum(len(v) for v in self._waits.placed.values()) + sum(len(v) for v in self._waits.closed.values())
+    Its state and waiters are :class:`~.watch_state.WatcherState`; the rhythm and confirmation depth,
+    :class:`~.watch_rhythm.ChainRhythm`; the status probes, :class:`~.watch_probes.StatusProbes`.
+    """
 
     # ------------------------------------------------------------------ polling
     def _ensure_running(self) -> None:
@@ -257,59 +145,6 @@ class OrderEventWatcher:
                 with contextlib.suppress(Exception):  # closing a dead connection
                     await reader.aclose()
 
-    def _observe_head(self, head: int, now: float, scheduled: bool = True) -> None:
-        """Learn the chain's rhythm from the heads seen: the interval (median of one-block steps) and the
-        arrival phase (the earliest sighting among recent blocks: sightings are never early)."""
-        last = self._sightings[-1] if self._sightings else None
-        if last is None or head > last[0]:
-            if last is not None and head - last[0] == 1:
-                self._steps.append(now - last[1])
-                self.block_interval = _regular_interval(self._steps)
-            self._sightings.append((head, now))
-            self._misses = 0
-        elif scheduled:  # a poll a new waiter caused is not a late block
-            self._misses += 1
-
-    def _next_arrival(self) -> float | None:
-        interval = self.block_interval
-        if interval is None or not self._sightings:
-            return None
-        head = self._sightings[-1][0]
-        return min(seen + (head + 1 - number) * interval for number, seen in self._sightings)
-
-    def next_delay(self, now: float) -> float:
-        """Seconds until the next poll: the poll interval, or timed to the next block when blocks are regular."""
-        interval, due = self.block_interval, self._next_arrival()
-        if interval is None or due is None or interval < 0.8 * self.poll_interval:
-            return self.poll_interval
-        due -= POLL_EARLY
-        if self._misses == 0 and now < due:
-            return due - now
-        step = max(MIN_POLL_STEP, interval / 10)
-        return min(self.poll_interval, step * 2 ** max(0, self._misses - 2))
-
-    @property
-    def reader(self) -> Any:
-        if self._reader is None:
-            self._reader = self._reader_factory()
-        return self._reader
-
-    async def _learn_confirmations(self) -> None:
-        """The confirmation depth of the chain's network (by ``eth_chainId``); 0 for unknown chains."""
-        from airflow_provider_ethernity.protocol.networks import NETWORKS
-
-        chain_id_of = getattr(self.reader, "chain_id", None)
-        depth = 0
-        if chain_id_of is not None:
-            try:
-                self.rpc_calls["eth_chainId"] += 1
-                chain_id = int(await chain_id_of())
-            except Exception as exc:
-                log.warning("Ethernity watcher: eth_chainId failed (%s); will retry", _brief(exc))
-                return
-            depth = max((n.confirmations for n in NETWORKS.values() if n.chain_id == chain_id), default=0)
-        self.confirmations = depth
-
     async def _tick(self) -> None:
         self._ticks += 1
         loop = asyncio.get_running_loop()
@@ -318,7 +153,7 @@ class OrderEventWatcher:
             head = int(await self.reader.block_number())
         except Exception as exc:
             self._failures += 1
-            log.warning("Ethernity watcher: the RPC did not answer (%s); will retry", _brief(exc))
+            log.warning("Ethernity watcher: the RPC did not answer (%s); will retry", brief(exc))
             return
         self._observe_head(head, loop.time(), self._scheduled)
         if self.confirmations is None:
@@ -371,7 +206,7 @@ class OrderEventWatcher:
                 continue
             except Exception as exc:
                 self._failures += 1
-                log.warning("Ethernity watcher: log query %s..%s failed (%s)", low, high, _brief(exc))
+                log.warning("Ethernity watcher: log query %s..%s failed (%s)", low, high, brief(exc))
                 return
             finally:
                 self._last_query_at = now
@@ -403,10 +238,7 @@ class OrderEventWatcher:
 
     def _shrink_range(self, asked: int, text: str) -> bool:
         """Shrink ``max_range`` below ``asked`` (to the limit the error names, else half); False at 1 block."""
-        named = _NAMED_LIMIT.search(text)
-        limit = 0
-        if named:
-            limit = int(re.sub(r"[,_]", "", named.group(1))) * (1000 if named.group(2) else 1)
+        limit = named_range_limit(text)
         new = limit if 0 < limit < asked else max(1, asked // 2)
         if asked <= 1:
             return False
@@ -436,11 +268,6 @@ class OrderEventWatcher:
         if len(self._seen) > SEEN_LIMIT:
             for old in sorted(self._seen, key=self._seen.__getitem__)[: SEEN_LIMIT // 4]:
                 del self._seen[old]
-
-    def _dispatch(self, kind: str, key: int, value: int, block: int) -> None:
-        for waiter in list(self._waits.table(kind).get(key, ())):
-            if not waiter.future.done():
-                waiter.future.set_result(value)
 
     # ------------------------------------------------------------------ back-scan
     def _start_backscan(self, low: int, high: int) -> None:
@@ -481,7 +308,7 @@ class OrderEventWatcher:
                 failures += 1
                 pause = min(BACKSCAN_MAX_BACKOFF, self.poll_interval * 2 ** min(failures, 10))
                 log.warning("Ethernity watcher: back-scan %s..%s failed (%s); again in %.1f s", low, high,
-                            _brief(exc), pause)  # fmt: skip
+                            brief(exc), pause)  # fmt: skip
                 await asyncio.sleep(pause)
                 continue
             failures = 0
@@ -489,111 +316,6 @@ class OrderEventWatcher:
                 self._back_next = low - 1
             await asyncio.sleep(BACKSCAN_PAUSE)
         self._back_low = self._back_next = None
-
-    # ------------------------------------------------------------------ status probes
-    async def _probe(self, batch: int) -> None:
-        """Ask the chain about a few waiters: far-behind ones first, then round-robin."""
-        budget = max(batch, min(PROBE_BATCH_BLIND, len(self._probe_urgent)))
-        while budget > 0:
-            waiter = self._next_to_probe()
-            if waiter is None:
-                return
-            budget -= 1
-            try:
-                found = await self._probe_one(waiter)
-            except Exception as exc:
-                log.warning("Ethernity watcher: status probe of %s %s failed (%s)", waiter.kind, waiter.key,
-                            _brief(exc))  # fmt: skip
-                self._probe_ring.append(waiter)
-                return
-            if found is not None:
-                log.info("Ethernity watcher: %s %s found by a status probe", waiter.kind, waiter.key)
-                self._dispatch(waiter.kind, waiter.key, found, 0)
-            else:
-                self._probe_ring.append(waiter)
-
-    def _next_to_probe(self) -> _Waiter | None:
-        for queue in (self._probe_urgent, self._probe_ring):
-            while queue:
-                waiter = queue.popleft()
-                if waiter.future.done():
-                    continue
-                if queue is self._probe_urgent:
-                    with contextlib.suppress(ValueError):
-                        self._probe_ring.remove(waiter)
-                return waiter
-        return None
-
-    async def _probe_one(self, waiter: _Waiter) -> int | None:
-        """Ask the chain at the safe head (the logs up to it were already asked for, so a probe finds only
-        what they missed); a replica without that block yet is asked at the covered cursor instead."""
-        safe, cursor = self._safe_head, self.cursor
-        try:
-            return await self._probe_at(waiter, "latest" if safe is None else safe)
-        except Exception:
-            if safe is None or cursor is None or cursor >= safe:
-                raise
-            return await self._probe_at(waiter, max(0, cursor))
-
-    async def _probe_at(self, waiter: _Waiter, block: int | str) -> int | None:
-        if waiter.kind == CLOSED:
-            self.rpc_calls["_getOrder"] += 1
-            order = await self.reader.get_order(waiter.key, block)
-            return 0 if int(order.status) == OrderStatus.CLOSED else None
-        self.rpc_calls["_getDORequest"] += 1
-        status = int(await self.reader.do_request_status(waiter.key, block))
-        if status != RequestStatus.BOOKED:
-            return None
-        return await self._find_order(waiter, block)
-
-    async def _find_order(self, waiter: _Waiter, block: int | str) -> int | None:
-        """The order of a booked DO request: orders added since the last probe, then on downwards from the
-        count first seen; at most ``PLACED_PROBE_ORDERS`` reads per probe (orders read are not read again)."""
-        self.rpc_calls["_getOrdersCount"] += 1
-        count = int(await self.reader.orders_count(block))
-        if waiter.orders_top is None or waiter.orders_low is None:
-            waiter.orders_top = waiter.orders_low = count
-        budget = PLACED_PROBE_ORDERS
-        while budget and waiter.orders_top < count:
-            order_id, budget = waiter.orders_top, budget - 1
-            waiter.orders_top += 1
-            if await self._order_of(order_id, block) == waiter.key:
-                return order_id
-        while budget and waiter.orders_low > 0:
-            order_id, budget = waiter.orders_low - 1, budget - 1
-            waiter.orders_low = order_id
-            if await self._order_of(order_id, block) == waiter.key:
-                return order_id
-        return None
-
-    async def _order_of(self, order_id: int, block: int | str) -> int:
-        """The DO request of an order."""
-        self.rpc_calls["_getOrder"] += 1
-        return int((await self.reader.get_order(order_id, block)).do_request_id)
-
-
-def is_range_error(exc: BaseException) -> bool:
-    """Whether an ``eth_getLogs`` error means "ask for fewer blocks" (not a network fault, not replica lag)."""
-    from airflow_provider_ethernity.protocol.retry import is_transient
-
-    text = str(exc)
-    return not is_transient(exc) and bool(_RANGE_ERROR.search(text)) and not _LAG_ERROR.search(text)
-
-
-def _regular_interval(steps: collections.deque[float]) -> float | None:
-    """The median step when blocks come regularly (the middle half of the steps within 50% of it), else None:
-    a chain that mines on demand (a devnet in automine mode) keeps the plain poll interval."""
-    if len(steps) < 3:
-        return None
-    ordered = sorted(steps)
-    median = ordered[len(ordered) // 2]
-    spread = ordered[(3 * len(ordered)) // 4] - ordered[len(ordered) // 4]
-    return median if median > 0 and spread <= 0.5 * median else None
-
-
-def _brief(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 _watchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], OrderEventWatcher]] = (

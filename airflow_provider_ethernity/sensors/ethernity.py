@@ -189,7 +189,7 @@ class EthernityTaskSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
         """Resumed from :class:`EthernityTaskCompletedTrigger` (the event is all it needs besides XCom)."""
-        order_id, challenge, _ = self._resolve(context)
+        order_id, challenge, _from_block = self._resolve(context)
         if not isinstance(event, dict) or event.get("status") not in ("completed", "timeout"):
             raise ValueError(f"the Ethernity trigger event is missing or malformed: {event!r}")
         if event.get("status") != "completed":

@@ -165,3 +165,14 @@ def test_step_by_step_api(devnet, devnet_conn):
     result = hook.get_result(order_id, challenge_salt=task.challenge_salt)
     assert result.value == "Hello, Python World!" and result.order_id == order_id
     assert hook.cancel_task(task.do_request_id) is None  # booked: nothing to cancel
+
+
+def test_get_ipfs_client_adds_and_reads_through_the_connections_api(devnet, devnet_conn) -> None:
+    """DAG authors' own IPFS work: an ipfshttpclient set up from the connection (address, token, timeout)."""
+    from airflow_provider_ethernity.protocol.cid import compute_cid
+
+    with EthernityHook().get_ipfs_client() as ipfs:
+        cid = ipfs.add_bytes(b"a dataset of my own", opts={"cid-version": 1, "raw-leaves": True})
+        assert cid == compute_cid(b"a dataset of my own")
+        assert ipfs.cat(cid) == b"a dataset of my own"
+        ipfs.pin.add(cid)

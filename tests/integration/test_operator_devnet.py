@@ -194,3 +194,57 @@ def test_many_triggers_share_one_watcher(agent, devnet_conn) -> None:
     assert sorted(e["order_id"] for e in events) == sorted(orders)
     assert all(e["status"] == "completed" for e in events)
     assert calls["eth_getLogs"] <= calls["eth_blockNumber"] <= 200
+
+
+def test_openlineage_facets_name_the_sealed_input_and_result_and_the_chain(agent, devnet_conn) -> None:
+    """With the OpenLineage provider installed: ipfs:// datasets in and out, the chain as a run facet."""
+    context = make_context()
+    operator = EthernityRunTaskOperator(task_id="lineage", code=SUM, input_data=[1, 2], resources={"taskPrice": 2})
+    assert operator.execute(context) == 3
+    lineage = operator.get_openlineage_facets_on_complete(None)
+    xcoms = context["ti"].xcoms
+    hook = EthernityHook()
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("ipfs", xcoms["result_cid"])]
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("ipfs", hook.get_input_cid(xcoms["do_request_id"]))]
+    assert lineage.inputs[0].name.startswith("baf")
+    facet = lineage.run_facets["ethernity"]
+    assert (facet.network, facet.chainId) == ("devnet", 31337)
+    assert (facet.doRequestId, facet.orderId, facet.requestTx) == (
+        xcoms["do_request_id"],
+        xcoms["order_id"],
+        xcoms["tx_hash"],
+    )
+    assert facet.resultCid == xcoms["result_cid"] and facet.taskCode == "SUCCESS"
+    assert_no_secret(devnet_conn, facet.approvalTx, facet.requestTx)
+
+
+def test_result_by_reference_and_into_storage_inputs_from_storage_and_ipfs(agent, devnet_conn, tmp_path) -> None:
+    """Big or confidential data kept out of XCom and rendered fields: a reference a consumer resolves, a result
+    written to an ObjectStoragePath (file://), inputs read from an ObjectStoragePath and from an ipfs:// CID."""
+    upper = "___etny_result___(___etny_data_set___.upper())"
+    source = tmp_path / "input.txt"
+    source.write_text("read from storage")
+    target = tmp_path / "out" / "result.txt"
+    target.parent.mkdir()
+
+    by_ref = make_context()
+    ref = EthernityRunTaskOperator(task_id="ref", code=upper, input_path=f"file://{source}", result_mode="reference")
+    reference = ref.execute(by_ref)
+    assert set(reference) == {"ethernity_conn_id", "order_id", "do_request_id", "result_cid", "challenge_salt"}
+    assert "READ FROM STORAGE" not in json.dumps(by_ref["ti"].xcoms)
+    assert EthernityHook().fetch_result(reference).value == "READ FROM STORAGE"
+
+    with EthernityHook().get_ipfs_client() as ipfs:
+        cid = ipfs.add_bytes(b"read from ipfs", opts={"cid-version": 1, "raw-leaves": True})
+    to_file = make_context()
+    op = EthernityRunTaskOperator(task_id="file", code=upper, input_path=f"ipfs://{cid}",
+                                  result_path=f"file://{target}")  # fmt: skip
+    returned = op.execute(to_file)
+    assert target.read_text() == "READ FROM IPFS"
+    assert returned["path"].endswith("result.txt") and returned["result_cid"].startswith("baf")
+    assert "READ FROM IPFS" not in json.dumps(to_file["ti"].xcoms)
+
+    with pytest.raises(FileNotFoundError, match="input_path="):
+        EthernityRunTaskOperator(task_id="missing", code=upper, input_path=f"file://{tmp_path}/nope").execute(
+            make_context()
+        )

@@ -230,13 +230,18 @@ class AirflowServices:
         self._spawn(name, self.service_env(name))
 
     def task_processes(self) -> list[int]:
-        """Pids of running task processes (``airflow worker -- <ti id>``) of these services."""
-        marker = f"AIRFLOW_HOME={self.home}".encode()
+        """Pids of running task processes (``airflow worker -- <ti id>``) under this scheduler. Found by
+        ancestry: ``setproctitle`` overwrites a task process's environment block, so no marker is left there."""
+        scheduler = self.procs["scheduler"].pid
         pids = []
-        for pid in own_processes(marker):
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
             with contextlib.suppress(OSError):
-                if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"airflow worker -- "):
-                    pids.append(pid)
+                if (entry / "cmdline").read_bytes().startswith(b"airflow worker -- ") and _descends_from(
+                    int(entry.name), scheduler
+                ):
+                    pids.append(int(entry.name))
         return pids
 
     def check_alive(self) -> None:
@@ -374,6 +379,20 @@ class AirflowServices:
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    for _ in range(32):
+        if pid == ancestor:
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: the parent's pid
+        if pid <= 1:
+            return False
+    return False
 
 
 def own_processes(marker: bytes) -> list[int]:

@@ -129,13 +129,11 @@ class Browser:
         element.send_keys(text)
 
     def choose(self, combobox: Any, typed: str, option: str) -> None:
-        """Pick ``option`` in a react-select combobox: type ``typed``, wait for the option, press Enter."""
-        from selenium.webdriver.common.keys import Keys
-
+        """Pick ``option`` in a react-select combobox: type ``typed`` to filter, then click the option whose text is
+        exactly ``option`` (Enter would take the first match: "devnet" also matches "devnet_bloxberg")."""
         self.click(combobox)
         combobox.send_keys(typed)
-        self.xpath(f"//*[@role='option' and normalize-space()={_literal(option)}]")
-        combobox.send_keys(Keys.ENTER)
+        self.click(self.xpath(f"//*[@role='option' and normalize-space()={_literal(option)}]"))
 
     def click(self, element: Any) -> Any:
         """Click ``element`` once nothing covers it: a form that is still animating (an accordion opening, a

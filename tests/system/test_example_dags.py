@@ -60,6 +60,20 @@ def last_value(env: dict[str, str], dag_id: str, task_id: str) -> list:
 def test_ethernity_hello(airflow_env: dict[str, str]) -> None:
     run_dag(airflow_env, "ethernity_hello")
     assert last_value(airflow_env, "ethernity_hello", "hello") == ["Hello, Python World!"]
+    # the sealed result as an asset event ipfs://<result CID>, through the task's AssetAlias
+    with sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        events = db.execute(
+            "SELECT a.uri, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE e.source_dag_id = 'ethernity_hello' AND e.source_task_id = 'hello'"
+        ).fetchall()
+        result_cid = db.execute(
+            "SELECT value FROM xcom WHERE dag_id = 'ethernity_hello' AND task_id = 'hello' AND key = 'result_cid' "
+            "ORDER BY dag_run_id DESC LIMIT 1"
+        ).fetchone()[0]
+    cid = json.loads(result_cid) if isinstance(result_cid, (str, bytes)) else result_cid
+    assert (f"ipfs://{cid}",) in [(uri,) for uri, _extra in events], events
+    extra = json.loads(next(e for uri, e in events if uri == f"ipfs://{cid}"))
+    assert extra["task_code"] == "SUCCESS" and extra["order_id"] >= 0
 
 
 def test_ethernity_pipeline(airflow_env: dict[str, str]) -> None:
@@ -118,3 +132,21 @@ def test_example_dag_with_default_deferrable(dag_id, airflow_env, devnet, monkey
     assert ledger.requests_placed() == tasks, f"{ledger.requests_placed()} DO requests for {tasks} task instances"
     assert ledger.tokens_spent() == tokens
     assert ledger.unsettled() == []
+
+
+def test_ethernity_confidential_keeps_plaintext_out_of_every_table(airflow_env, tmp_path) -> None:
+    """The plaintext input and result appear in no table of the metadata database after a run."""
+    import secrets as _secrets
+
+    secret = f"confidential-{_secrets.token_hex(8)}"
+    source, target = tmp_path / "input.txt", tmp_path / "result.txt"
+    source.write_text(secret)
+    run_dag(
+        airflow_env, "ethernity_confidential", {"input_path": f"file://{source}", "result_path": f"file://{target}"}
+    )
+    assert target.read_text() == secret.upper()
+    with sqlite3.connect(Path(airflow_env["AIRFLOW_HOME"]) / "airflow.db") as db:
+        dump = "\n".join(db.iterdump())
+    assert str(source) in dump, "the run was not recorded"
+    for plaintext in (secret, secret.upper()):
+        assert plaintext not in dump, f"{plaintext!r} is stored in Airflow's metadata database"

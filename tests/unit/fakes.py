@@ -239,7 +239,7 @@ class FakeClient:
         ]
         return self.allowance - sum(in_flight)
 
-    def ensure_allowance(self, amount_wei: int, salt: str = "", record: Any = None) -> str | None:
+    def ensure_allowance(self, amount_wei: int, record: Any = None) -> str | None:
         if self.token_is_protocol or self.pending_allowance() >= amount_wei:
             return None
         signed = self.sender.send(FakeCall("approve", (amount_wei,)), "approve", record=record)
@@ -271,6 +271,12 @@ class FakeClient:
 
     def get_request_status(self, do_request_id: int) -> RequestStatus:
         return RequestStatus(self.requests[int(do_request_id)]["status"])
+
+    def get_do_request(self, do_request_id: int) -> Any:
+        from airflow_provider_ethernity.protocol.contracts import DORequestRow
+
+        row = self.request_row(do_request_id)
+        return DORequestRow(int(do_request_id), *row[:7], RequestStatus(row[7]))
 
     def is_order_closed(self, order_id: int, from_block: int) -> bool:
         return self.get_order_status(order_id) == OrderStatus.CLOSED

@@ -67,6 +67,8 @@ def test_operator_template_fields() -> None:
     assert set(EthernityRunTaskOperator.template_fields) == {
         "code",
         "input_data",
+        "input_path",
+        "result_path",
         "task_resources",
         "trustedzone",
         "node_address",

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from airflow_provider_ethernity.devnet.ipfs_service import (
+from airflow_provider_ethernity.devnet.ipfs import (
     CONTROL_FILE,
     TOKEN_FILE,
     ApiError,

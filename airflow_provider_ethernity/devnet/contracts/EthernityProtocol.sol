@@ -111,7 +111,7 @@ contract EthernityProtocol {
         require(_cpuRequest > 0 && _memRequest > 0 && _storageRequest > 0, "resources must be positive");
         require(_bandwidthRequest > 0 && _duration > 0 && _instances > 0, "resources must be positive");
         require(_maxPrice > 0, "price must be positive");
-        require(token.transferFrom(msg.sender, address(this), uint256(_maxPrice) * 1 ether), "escrow failed");
+        _escrowIn(msg.sender, uint256(_maxPrice) * 1 ether);
         _rowNumber = doRequests.length;
         doRequests.push(
             DORequest(
@@ -132,7 +132,7 @@ contract EthernityProtocol {
         require(request.downer == msg.sender, "not the owner of the request");
         require(request.status == AVAILABLE, "request is not available");
         request.status = CANCELED;
-        require(token.transfer(msg.sender, uint256(request.maxPrice) * 1 ether), "refund failed");
+        _escrowOut(msg.sender, uint256(request.maxPrice) * 1 ether, "refund failed");
     }
 
     function _addMetadataToRequest(uint256 _requestListItem, string calldata _key, string calldata _value)
@@ -238,7 +238,7 @@ contract EthernityProtocol {
         order.result = _result;
         order.status = ORDER_CLOSED;
         DORequest storage doRequest = doRequests[order.doRequest];
-        require(token.transfer(order.dproc, uint256(doRequest.maxPrice) * 1 ether), "payment failed");
+        _escrowOut(order.dproc, uint256(doRequest.maxPrice) * 1 ether, "payment failed");
         emit _orderClosedEV(_orderItem);
         return true;
     }
@@ -392,6 +392,17 @@ contract EthernityProtocol {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// @dev Take the escrow of a new DO request from its owner (a separate ERC-20: with its allowance).
+    ///      The bloxberg-model variant (EthernityProtocolToken) overrides both with its own balances.
+    function _escrowIn(address from, uint256 amount) internal virtual {
+        require(token.transferFrom(from, address(this), amount), "escrow failed");
+    }
+
+    /// @dev Pay the escrow out (to the node, or back to the owner).
+    function _escrowOut(address to, uint256 amount, string memory reason) internal virtual {
+        require(token.transfer(to, amount), reason);
+    }
 
     function _doRequest(uint256 id) internal view returns (DORequest storage) {
         require(id < doRequests.length, "no such DO request");

@@ -175,6 +175,16 @@ def test_a_nonce_taken_every_time_is_raised(client: FakeClient) -> None:
     assert client.sender.labels.count("_addDORequest") == ALLOWANCE_RACE_ATTEMPTS
 
 
+def test_an_allowance_refusal_is_retried_even_when_the_allowance_was_set_again_since(client: FakeClient) -> None:
+    """Another machine approved anew between the refusal and the check: the refusal's text decides (seen: one of
+    50 two-machine tasks failed on 'insufficient allowance')."""
+    client.sender.receipt_failures["_addDORequest"] = [
+        ChainError("_addDORequest would revert: execution reverted: EthernityToken: insufficient allowance")
+    ]
+    sub = lifecycle(client).submit(make_spec())
+    assert client.sender.labels.count("_addDORequest") == 2 and sub.do_request_id == 1
+
+
 def test_a_revert_with_the_allowance_in_place_is_not_retried(client: FakeClient) -> None:
     client.sender.receipt_failures["_addDORequest"] = [ChainError("_addDORequest reverted: bad metadata")]
     with pytest.raises(ChainError, match="bad metadata"):

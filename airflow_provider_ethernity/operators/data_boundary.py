@@ -1,0 +1,119 @@
+"""Where a task's data may go in Airflow: inputs read from storage, results by reference or into storage.
+
+By default the input dataset is a template field (Airflow keeps it rendered in ``rendered_task_instance_fields``)
+and the decrypted result is the task's XCom value: both in clear in Airflow's metadata database, and shown in
+the UI. For big or confidential data the operator can instead:
+
+* read the input at run time from ``input_path`` (an ``ObjectStoragePath`` URI such as ``file://``, ``s3://``,
+  ``gs://``, or ``ipfs://<CID>`` read through the connection's IPFS API): only the path is rendered and stored;
+* write the decrypted result to ``result_path`` (an ``ObjectStoragePath`` URI): XCom holds only the path and ids;
+* return a reference (``result_mode="reference"``): XCom holds the ids a consumer needs to fetch, verify and
+  decrypt the result itself (:meth:`EthernityHook.fetch_result`), never the plaintext.
+
+``confidential=True`` enforces it: no inline ``input_data``, the result by path or reference, and a task error's
+text (the enclave's stderr may quote data) kept out of the exception, so neither plaintext reaches a table.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_ethernity.hooks.ethernity import EthernityHook
+    from airflow_provider_ethernity.protocol.results import TaskResult
+    from airflow_provider_ethernity.protocol.submission import Submission
+
+RESULT_MODES = ("value", "reference")
+#: A result value bigger than this (as JSON) in XCom gets a warning naming result_path / result_mode.
+XCOM_WARN_BYTES = 1024 * 1024
+
+
+def check_boundary(input_data: Any, input_path: Any, result_path: Any, result_mode: str, confidential: bool) -> None:
+    """Refuse contradictory or unsafe combinations at DAG parse time, naming the parameter."""
+    if result_mode not in RESULT_MODES:
+        raise ValueError(f"result_mode={result_mode!r} is invalid: allowed {', '.join(RESULT_MODES)}")
+    if input_data is not None and input_path is not None:
+        raise ValueError("input_data and input_path are both set: allowed one of them")
+    if confidential and input_data is not None:
+        raise ValueError(
+            "confidential=True with input_data: Airflow would store the rendered input in clear "
+            "(rendered_task_instance_fields); pass input_path (an ObjectStoragePath URI or ipfs://<CID>) instead"
+        )
+    if confidential and result_path is None and result_mode != "reference":
+        raise ValueError(
+            "confidential=True needs result_path (an ObjectStoragePath URI) or result_mode='reference': the "
+            "result value would be stored in clear in XCom"
+        )
+
+
+def read_input(hook: EthernityHook, input_path: Any) -> str:
+    """The input dataset from ``input_path`` as text: ``ipfs://<CID>`` through the connection's IPFS API,
+    anything else through Airflow's ``ObjectStoragePath``."""
+    uri = str(input_path)
+    if uri.startswith("ipfs://"):
+        cid = uri.removeprefix("ipfs://").strip("/")
+        if not cid:
+            raise ValueError(f"input_path={uri!r} names no CID: allowed ipfs://<CID>")
+        data = hook.read_ipfs(cid)
+    else:
+        from airflow.sdk import ObjectStoragePath
+
+        path = input_path if isinstance(input_path, ObjectStoragePath) else ObjectStoragePath(uri)
+        if not path.exists():
+            raise FileNotFoundError(f"input_path={uri!r} does not exist")
+        data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"input_path={uri!r} is not UTF-8 text (byte {exc.start}): the enclave reads text") from None
+
+
+class DataBoundaryMixin:
+    """Result delivery by value, by reference or into storage (see the module docstring)."""
+
+    result_path: Any
+    result_mode: str
+    confidential: bool
+    ethernity_conn_id: str
+    log: Any
+
+    def _push(self, context: Context, **values: Any) -> None: ...  # provided by the operator
+
+    def _result_value(self, context: Context, sub: Submission, result: TaskResult) -> Any:
+        """What the task returns (its XCom ``return_value``) for a successful result."""
+        if self.result_path is not None:
+            from airflow.sdk import ObjectStoragePath
+
+            path = (
+                self.result_path
+                if isinstance(self.result_path, ObjectStoragePath)
+                else ObjectStoragePath(str(self.result_path))
+            )
+            written = path.write_text(result.text)
+            self.log.info("Result of order %s written to %s (%s characters)", result.order_id, path, written)
+            return {"path": str(path), "result_cid": result.result_cid, "order_id": result.order_id}
+        if self.result_mode == "reference":
+            return result_reference(sub, result, self.ethernity_conn_id)
+        size = len(json.dumps(result.value, default=str))
+        if size > XCOM_WARN_BYTES:
+            self.log.warning(
+                "The result of order %s is %.1f MiB and goes into XCom (Airflow's metadata database, in clear): "
+                "set result_path to write it to storage, or result_mode='reference'",
+                result.order_id,
+                size / 1024**2,
+            )
+        return result.value
+
+
+def result_reference(sub: Submission, result: TaskResult, conn_id: str) -> dict[str, Any]:
+    """The ids a consumer needs to fetch, verify and decrypt a result itself (no secret, no plaintext)."""
+    return {
+        "ethernity_conn_id": conn_id,
+        "order_id": result.order_id,
+        "do_request_id": sub.do_request_id,
+        "result_cid": result.result_cid,
+        "challenge_salt": sub.challenge_salt,
+    }

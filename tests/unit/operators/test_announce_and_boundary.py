@@ -1,0 +1,98 @@
+"""Result delivery without the devnet: value, reference, storage path; asset events; OpenLineage facets."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from airflow_provider_ethernity.operators.data_boundary import XCOM_WARN_BYTES, read_input, result_reference
+from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
+from airflow_provider_ethernity.protocol.submission import Phase, Submission
+
+CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+
+
+def _sub() -> Submission:
+    return Submission(fingerprint="f", challenge_salt="ab" * 16, price=2, duration=1, phase=Phase.COMPLETED,
+                      do_request_id=4, order_id=9, request_tx="0xreq", approval_tx="0xapp")  # fmt: skip
+
+
+def _result(value: object = "done", text: str = "done") -> SimpleNamespace:
+    return SimpleNamespace(order_id=9, result_cid=CID, task_code_name="SUCCESS", value=value, text=text)
+
+
+class _Recording:
+    def __init__(self) -> None:
+        self.added: list[tuple[object, dict]] = []
+
+    def add(self, asset: object, extra: dict) -> None:
+        self.added.append((asset, extra))
+
+
+def test_the_result_by_value_by_reference_and_into_storage(tmp_path, capsys) -> None:
+    sub = _sub()
+    by_value = EthernityRunTaskOperator(task_id="v", code="x")
+    assert by_value._result_value({}, sub, _result()) == "done"
+
+    big = "x" * (XCOM_WARN_BYTES + 10)
+    capsys.readouterr()
+    assert by_value._result_value({}, sub, _result(big, big)) == big
+    assert "goes into XCom" in capsys.readouterr().out  # Airflow's task logger writes to stdout
+
+    ref = EthernityRunTaskOperator(task_id="r", code="x", result_mode="reference")
+    assert ref._result_value({}, sub, _result()) == result_reference(sub, _result(), "ethernity_default")
+    assert result_reference(sub, _result(), "c")["challenge_salt"] == sub.challenge_salt
+
+    target = tmp_path / "result.txt"
+    to_file = EthernityRunTaskOperator(task_id="f", code="x", result_path=f"file://{target}")
+    returned = to_file._result_value({}, sub, _result("ignored", "the text"))
+    assert target.read_text() == "the text" and returned["result_cid"] == CID and returned["order_id"] == 9
+
+
+def test_inputs_from_storage_and_from_ipfs(tmp_path) -> None:
+    source = tmp_path / "in.txt"
+    source.write_text("from a file")
+    hook = SimpleNamespace(read_ipfs=lambda cid: f"content of {cid}".encode())
+    assert read_input(hook, f"file://{source}") == "from a file"
+    assert read_input(hook, f"ipfs://{CID}") == f"content of {CID}"
+    with pytest.raises(ValueError, match="names no CID"):
+        read_input(hook, "ipfs://")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_input(hook, f"file://{tmp_path}/missing.txt")
+    (tmp_path / "bin").write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match="not UTF-8 text"):
+        read_input(hook, f"file://{tmp_path}/bin")
+
+
+def test_asset_events_go_through_asset_alias_outlets_only() -> None:
+    from airflow.sdk import Asset, AssetAlias
+
+    alias = AssetAlias("results")
+    op = EthernityRunTaskOperator(task_id="a", code="x", outlets=[alias, Asset("s3://bucket/other")])
+    events = {alias: _Recording()}
+    op._announce_result({"outlet_events": events}, _sub(), _result())
+    ((asset, extra),) = events[alias].added
+    assert asset.uri == f"ipfs://{CID}" and extra == {"order_id": 9, "do_request_id": 4, "task_code": "SUCCESS"}
+
+
+def test_openlineage_facets_from_what_the_run_recorded() -> None:
+    op = EthernityRunTaskOperator(task_id="l", code="x")
+    network = SimpleNamespace(name="devnet", chain_id=31337)
+    op.__dict__["hook"] = SimpleNamespace(settings=SimpleNamespace(network=network), get_input_cid=lambda rid: CID)
+    op._submission = _sub()
+    op._result = (CID, "SUCCESS")
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [("ipfs", CID)]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [("ipfs", CID)]
+    facet = lineage.run_facets["ethernity"]
+    assert (facet.doRequestId, facet.orderId, facet.requestTx, facet.approvalTx) == (4, 9, "0xreq", "0xapp")
+
+    def unreadable(rid: int) -> str:
+        raise RuntimeError("rpc down")
+
+    op.__dict__["hook"] = SimpleNamespace(settings=SimpleNamespace(network=network), get_input_cid=unreadable)
+    assert op.get_openlineage_facets_on_complete(None).inputs == []  # lineage never fails the task
+    empty = EthernityRunTaskOperator(task_id="e", code="x")
+    empty.__dict__["hook"] = SimpleNamespace(settings=SimpleNamespace(network=network))
+    assert empty.get_openlineage_facets_on_complete(None).run_facets["ethernity"].orderId is None
