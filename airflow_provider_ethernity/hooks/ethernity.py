@@ -119,6 +119,11 @@ class EthernityHook(BaseHook):
         hook.__dict__["settings"] = cls.settings_from_connection(await cls.aget_connection(conn_id), wallet)
         return hook
 
+    @property
+    def wallet_address(self) -> str:
+        """The address this hook signs with (with a wallet pool: the chosen wallet's)."""
+        return self.client.address
+
     def get_conn(self) -> EthernityClient:
         """The protocol client for this connection (built once per hook)."""
         return self.client

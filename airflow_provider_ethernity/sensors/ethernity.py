@@ -206,7 +206,7 @@ class EthernityTaskSensor(BaseSensorOperator):
         # the order's requester holds the key that decrypts it: with a wallet pool, the submitting task's wallet
         hook = self.hook
         owner = hook.get_order(order_id).downer
-        if str(owner).lower() != str(hook.client.address).lower():
+        if str(owner).lower() != hook.wallet_address.lower():
             hook = EthernityHook(self.ethernity_conn_id, wallet=owner)
         result = hook.get_result(order_id, challenge.challenge, challenge_salt=challenge.salt)
         if not result.success:
