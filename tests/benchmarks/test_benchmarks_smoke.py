@@ -41,8 +41,9 @@ def test_table_and_json_structure(smoke: dict) -> None:
     assert not [f for f in smoke["figures"] if f["metric"] == "benchmark failed"], smoke["stdout"][-3000:]
     assert {f["benchmark"] for f in smoke["figures"]} >= {
         "parse_cost", "vs_runner", "parallel", "payload", "latency", "triggerer N=5", "approval_latency",
-        "triggerer_real N=10", "distributed",
+        "triggerer_real N=10",
     }  # fmt: skip
+    assert "distributed" not in smoke["benchmarks"]  # too heavy for CI: tests/distributed covers the deployment
     for figure in smoke["figures"]:
         assert set(figure) == {"benchmark", "metric", "value", "unit", "goal", "met", "note"}
         assert (figure["met"] is None) == (figure["goal"] == "")
@@ -101,12 +102,3 @@ def test_real_triggerer_holds_the_sensors_cheaply(smoke: dict) -> None:
     assert r["RPC requests per new block (HTTP, at the proxy)"]["value"] <= 3
     assert r["RSS per deferred task, ours / TimeDeltaTrigger"]["unit"] == "x"
     assert r["detection delay from block timestamp, median"]["value"] >= 0
-
-
-def test_distributed_deployment_pays_once_without_failed_transactions(smoke: dict) -> None:
-    r = rows(smoke, "distributed")
-    label = "2 worker(s), 1 wallet(s)"
-    assert r[f"{label}: run, DO requests, tokens"]["met"] is True
-    assert r[f"{label}: failed/reverted transactions"]["value"] == 0
-    # re-approvals after an allowance race between the machines are the only extra transactions possible
-    assert 0 <= r[f"{label}: extra transactions (nonce delta - 3 per task)"]["value"] <= 2
