@@ -12,7 +12,6 @@ block holding ``_orderPlacedEV`` (anvil stamps whole seconds). Also counted: the
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +40,7 @@ def _order_events(client: Any, from_block: int) -> tuple[dict[int, tuple[int, in
 def run(net: Any, smoke: bool = False) -> list[Figure]:
     """``net``: a running devnet with 1 s blocks, registered as ``ethernity_default``."""
     from benchmarks.common import client_for
-    from tests.services.airflow_services import AirflowServices
-    from tests.services.conftest import DAGS_FOLDER
+    from tests.services.deployments import local_services, running, trigger_and_wait
 
     count = 5 if smoke else 50
     client = client_for(net)
@@ -50,41 +48,9 @@ def run(net: Any, smoke: bool = False) -> list[Figure]:
     first_request = int(client.protocol.functions._getDORequestsCount().call())
     balance = client.token_balance()
     with tempfile.TemporaryDirectory(prefix="etny-bench-airflow-") as home:
-        services = AirflowServices(
-            home=Path(home),
-            dags_folder=DAGS_FOLDER,
-            extra_env={
-                "AIRFLOW_CONN_ETHERNITY_DEFAULT": net.connection_json(),
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "8",
-                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
-            },
-            secret_values=(net.requester_key or "",),
-        )
-        services.start(timeout=300)
-        try:
-            with services.client() as api:
-                deadline = time.monotonic() + 300
-                while api.get("/dags/ethernity_fan_out").status_code != 200:
-                    services.check_alive()
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the dag-processor did not register ethernity_fan_out")
-                    time.sleep(1)
-                response = api.post("/dags/ethernity_fan_out/dagRuns", json={"logical_date": None,
-                                                                             "conf": {"count": count}})  # fmt: skip
-                response.raise_for_status()
-                run_path = f"/dags/ethernity_fan_out/dagRuns/{response.json()['dag_run_id']}"
-                deadline = time.monotonic() + 1800
-                state = ""
-                while time.monotonic() < deadline:
-                    services.check_alive()
-                    state = api.get(run_path).json().get("state", "")
-                    if state in ("success", "failed"):
-                        break
-                    time.sleep(2)
-                tis = api.get(f"{run_path}/taskInstances", params={"limit": 200}).json()["task_instances"]
-        finally:
-            services.stop()
+        services = local_services(Path(home), net.connection_json(), [net.requester_key or ""])
+        with running(services, ["ethernity_fan_out"]):
+            state, _seconds, tis = trigger_and_wait(services, "ethernity_fan_out", {"count": count}, timeout=1800)
     mapped = [ti for ti in tis if ti["task_id"] == "squares"]
     retries = sum(ti["try_number"] - 1 for ti in mapped)
     orders, approvals = _order_events(client, start_block)

@@ -24,7 +24,6 @@ import json
 import secrets
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +72,7 @@ def _run_config(net: Any, postgres: Any, name: str, workers: int, keys: list[str
 
     from benchmarks.common import client_for
     from tests.distributed.wallet_audit import SendLog, WalletAudit, selectors
-    from tests.services.airflow_services import EDGE_EXECUTOR, AirflowServices
+    from tests.services.deployments import distributed_services, running, trigger_and_wait
 
     client = client_for(net)
     addresses = [Account.from_key(k).address for k in keys]
@@ -88,54 +87,17 @@ def _run_config(net: Any, postgres: Any, name: str, workers: int, keys: list[str
         conn = json.loads(net.connection_json())
         conn["extra"]["rpc_url"] = proxy.url
         conn["password"] = "\n".join(keys)
-        services = AirflowServices(
-            home=Path(tmp) / "airflow",
-            dags_folder=str(dags),
-            executor=EDGE_EXECUTOR,
+        services = distributed_services(
+            Path(tmp) / "airflow",
+            json.dumps(conn),
+            keys,
+            str(dags),
             db_url=db_url,
-            triggerers=2,
             edge_workers=workers,
             edge_concurrency=SLOTS_PER_WORKER,
-            parallelism=16,
-            separate_machines=True,
-            extra_env={
-                "AIRFLOW_CONN_ETHERNITY_DEFAULT": json.dumps(conn),
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "8",
-                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
-                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
-                "AIRFLOW__API__MAXIMUM_PAGE_LIMIT": "500",  # one page for the 100 mapped task instances
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "10",  # the api-server serves every task and worker
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "20",
-            },
-            secret_values=tuple(keys),
         )
-        services.start(timeout=400)
-        try:
-            with services.client() as api:
-                deadline = time.monotonic() + 300
-                while api.get("/dags/ethernity_fan_out").status_code != 200:
-                    services.check_alive()
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the dag-processor did not register ethernity_fan_out")
-                    time.sleep(1)
-                started = time.monotonic()
-                response = api.post("/dags/ethernity_fan_out/dagRuns",
-                                    json={"logical_date": None, "conf": {"count": count}})  # fmt: skip
-                response.raise_for_status()
-                path = f"/dags/ethernity_fan_out/dagRuns/{response.json()['dag_run_id']}"
-                state = ""
-                deadline = time.monotonic() + 3600
-                while time.monotonic() < deadline:
-                    services.check_alive()
-                    state = api.get(path).json().get("state", "")
-                    if state in ("success", "failed"):
-                        break
-                    time.sleep(2)
-                seconds = time.monotonic() - started
-                tis = api.get(f"{path}/taskInstances", params={"limit": 200}).json()["task_instances"]
-        finally:
-            services.stop()
+        with running(services, ["ethernity_fan_out"], timeout=400):
+            state, seconds, tis = trigger_and_wait(services, "ethernity_fan_out", {"count": count}, timeout=3600)
     tasks = count + 1
     report = audit.finish(selectors(client.protocol, client.token))
     requests = int(client.protocol.functions._getDORequestsCount().call()) - first_request

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_ethernity.devnet.network import Devnet
-from airflow_provider_ethernity.devnet.ports import is_listening
 from tests.distributed.postgres import PostgresServer
 from tests.distributed.wallet_audit import SendLog
-from tests.services.airflow_services import EDGE_EXECUTOR, AirflowServices
+from tests.services.airflow_services import AirflowServices
+from tests.services.deployments import assert_stopped_cleanly, distributed_services, running
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = (
@@ -56,47 +55,20 @@ def deployment(
     dags.mkdir()
     for path in DAG_FILES:
         shutil.copy(path, dags / path.name)
+    key = devnet.requester_key or ""
     postgres = PostgresServer().start()
-    services = AirflowServices(
-        home=home / "airflow",
-        dags_folder=str(dags),
-        executor=EDGE_EXECUTOR,
+    services = distributed_services(
+        home / "airflow",
+        connection_via(devnet, send_log.url),
+        [key],
+        str(dags),
         db_url=postgres.url,
-        triggerers=TRIGGERERS,
         edge_workers=WORKERS,
-        edge_concurrency=6,
-        parallelism=16,
-        separate_machines=True,
-        extra_env={
-            "AIRFLOW_CONN_ETHERNITY_DEFAULT": connection_via(devnet, send_log.url),
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            # see tests/services/conftest.py: Airflow 3.3.2's stale-event race (apache/airflow#71580) fails a
-            # deferred task now and then; the retry re-attaches to the request already paid for.
-            "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "8",
-            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
-            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "64",
-            "AIRFLOW__API__MAXIMUM_PAGE_LIMIT": "500",  # one page for the 100 mapped task instances
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "10",  # the api-server serves every task and worker
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "20",
-        },
-        secret_values=(devnet.requester_key or "",),
+        triggerers=TRIGGERERS,
     )
     try:
-        services.start(timeout=400)
-        with services.client() as api:
-            deadline = time.monotonic() + 300
-            missing = list(DAG_IDS)
-            while missing and time.monotonic() < deadline:
-                services.check_alive()
-                missing = [dag for dag in DAG_IDS if api.get(f"/dags/{dag}").status_code != 200]
-                time.sleep(1)
-            assert not missing, f"the dag-processor did not register {missing}:\n{services.log_tail('dag-processor')}"
-        yield services
+        with running(services, DAG_IDS, timeout=400):
+            yield services
     finally:
-        services.stop()
-        left = services.processes_left()
         postgres.stop()
-        assert not left, f"processes of the Airflow services still alive: {left}"
-        assert not is_listening(services.port), f"something still listens on the api-server port {services.port}"
-        leaked = services.files_containing(devnet.requester_key or "")
-        assert not leaked, f"the wallet key is written in {leaked}"
+    assert_stopped_cleanly(services, key, nothing_killed=False)

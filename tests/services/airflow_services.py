@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from airflow_provider_ethernity.devnet.ports import free_port, is_listening
+from tests.services.processes import descends_from, own_processes, signal_group
 
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -71,6 +72,8 @@ class AirflowServices:
     #: triggerers and workers each with their own HOME, TMPDIR and ETHERNITY_LOCK_DIR (see the module doc)
     separate_machines: bool = False
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: what the last ``stop`` (through :func:`.deployments.running`) had to kill outside the process groups
+    killed: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ configuration
     @property
@@ -220,13 +223,13 @@ class AirflowServices:
     def restart(self, name: str, grace: float = 30.0) -> None:
         """Stop one service (its whole process group, SIGTERM then SIGKILL) and start it again."""
         proc = self.procs[name]
-        _signal_group(proc.pid, signal.SIGTERM)
+        signal_group(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-        _signal_group(proc.pid, signal.SIGKILL)  # children the service left behind
+        signal_group(proc.pid, signal.SIGKILL)  # children the service left behind
         self._spawn(name, self.service_env(name))
 
     def task_processes(self) -> list[int]:
@@ -238,7 +241,7 @@ class AirflowServices:
             if not entry.name.isdigit():
                 continue
             with contextlib.suppress(OSError):
-                if (entry / "cmdline").read_bytes().startswith(b"airflow worker -- ") and _descends_from(
+                if (entry / "cmdline").read_bytes().startswith(b"airflow worker -- ") and descends_from(
                     int(entry.name), scheduler
                 ):
                     pids.append(int(entry.name))
@@ -289,16 +292,16 @@ class AirflowServices:
     def stop(self, grace: float = 30.0) -> list[str]:
         """SIGTERM every service's process group, SIGKILL after ``grace`` s; returns the leftovers killed."""
         for proc in self.procs.values():
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
                 proc.wait()
         for proc in self.procs.values():  # children (task workers) left in the groups
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
         self.procs.clear()
         leftovers = self._kill_leftovers()
         if self.port:
@@ -374,40 +377,3 @@ class AirflowServices:
         return httpx.Client(
             base_url=f"{self.base_url}/api/v2", headers={"Authorization": f"Bearer {self.token()}"}, timeout=60
         )
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    for _ in range(32):
-        if pid == ancestor:
-            return True
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state: the parent's pid
-        if pid <= 1:
-            return False
-    return False
-
-
-def own_processes(marker: bytes) -> list[int]:
-    """Pids of live processes whose environment holds ``marker`` (``NAME=value``), except this one."""
-    pids: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-            status = (entry / "status").read_text()
-        except (FileNotFoundError, PermissionError, ProcessLookupError):
-            continue
-        if "State:\tZ" in status:
-            continue
-        if marker in environ.split(b"\0"):
-            pids.append(int(entry.name))
-    return pids
