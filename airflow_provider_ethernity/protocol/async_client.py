@@ -42,11 +42,20 @@ class AsyncChainReader:
         retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         from web3 import AsyncWeb3
+        from web3.types import RPCEndpoint
 
         self.rpc_url = rpc_url
         self.protocol_address = protocol_address
         self.retry = retry
-        self.w3 = AsyncWeb3(AsyncWeb3.AsyncHTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        # web3 validates every eth_call against the node's chain id and asks for it each time (two eth_chainId
+        # per call); an endpoint's chain id does not change, so it is cached (and nothing else)
+        provider = AsyncWeb3.AsyncHTTPProvider(
+            rpc_url,
+            request_kwargs={"timeout": timeout},
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
+        )
+        self.w3 = AsyncWeb3(provider)
         if poa:
             from web3.middleware import ExtraDataToPOAMiddleware
 
