@@ -3,7 +3,8 @@
 A waiting trigger registers what it waits for (the order of a DO request, or the close of an order) and
 awaits a future. The watcher polls the chain head; for each new block range it fetches the order events
 with one ``eth_getLogs`` and resolves the futures whose orders appear. So N waiting triggers cost about two
-RPC calls per new block (``eth_blockNumber`` + ``eth_getLogs``), whatever N is.
+RPC calls per new block (``eth_blockNumber`` + ``eth_getLogs``), whatever N is. A new waiter polls early (it
+may wait for an event already mined), but waiters that come within ``WAKE_COALESCE`` share that poll.
 
 Correctness on real RPCs (load balancers, public endpoints, reorgs):
 
@@ -98,6 +99,9 @@ PROBE_EVERY = 10
 #: Re-scans of the newest blocks while the chain is idle, and the seconds after the last query they wait.
 IDLE_RESCANS = 2
 IDLE_RESCAN_AFTER = 2.0
+#: How long a new waiter's early poll waits for the waiters that come after it (each would poll on its own:
+#: an ``eth_blockNumber`` and a catch-up ``eth_getLogs``); at most until the next scheduled poll.
+WAKE_COALESCE = 0.25
 #: How long an idle watcher (no waiter) lingers before its poll task ends.
 IDLE_LINGER_SECONDS = 5.0
 #: Events remembered (to measure the lag and notice re-mined events) before the oldest are forgotten.
@@ -121,6 +125,7 @@ class OrderEventWatcher(StatusProbes, ChainRhythm):
         loop = asyncio.get_running_loop()
         try:
             while True:
+                self._wake.clear()  # a waiter that comes during the poll wakes the next one
                 if not self._waits:
                     idle_since = idle_since or loop.time()
                     if loop.time() - idle_since >= IDLE_LINGER_SECONDS:
@@ -128,11 +133,14 @@ class OrderEventWatcher(StatusProbes, ChainRhythm):
                 else:
                     idle_since = None
                     await self._tick()
-                self._wake.clear()
                 self._scheduled = True
+                delay = self.next_delay(loop.time())
+                due = loop.time() + delay
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.next_delay(loop.time()))
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
                     self._scheduled = False
+                    # waiters come in bursts (triggers start one after another): one poll serves them all
+                    await asyncio.sleep(max(0.0, min(WAKE_COALESCE, due - loop.time())))
         finally:
             backscan, self._backscan = self._backscan, None
             if backscan is not None and not backscan.done():

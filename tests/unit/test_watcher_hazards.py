@@ -94,6 +94,12 @@ class FakeReader:
         raise ConnectionError("already gone")
 
 
+@pytest.fixture(autouse=True)
+def _no_wake_coalescing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests drive the watcher in event-loop rounds: a new waiter's early poll comes at once."""
+    monkeypatch.setattr(wm, "WAKE_COALESCE", 0.0)
+
+
 async def settle(rounds: int = 6) -> None:
     for _ in range(rounds):
         await asyncio.sleep(0)
@@ -216,6 +222,30 @@ def test_idle_chain_re_asks_the_newest_blocks_a_bounded_number_of_times() -> Non
             await w._tick()
         assert r.calls["order_events"] - queries == wm.IDLE_RESCANS
         await stop(w, wait2)
+
+    asyncio.run(main())
+
+
+def test_waiters_that_come_one_after_another_share_the_early_poll(monkeypatch) -> None:
+    """Triggers start one after another (each after its own connection look-up), every one waiting from a block
+    behind the live scan: their early polls are coalesced, not one ``eth_blockNumber`` + ``eth_getLogs`` each."""
+    monkeypatch.setattr(wm, "WAKE_COALESCE", 0.2)
+
+    async def main() -> None:
+        r = FakeReader(head=100)
+        w = make(r)
+        first = await start(w.wait_order_closed(1, 50))
+        polls = r.calls["block_number"]
+        waits = []
+        for order in range(2, 22):  # 20 more waiters, 10 ms apart, all from block 50
+            waits.append(asyncio.ensure_future(w.wait_order_closed(order, 50)))
+            await asyncio.sleep(0.01)
+        r.closed.extend((order, 80) for order in range(1, 22))
+        await asyncio.sleep(0.5)
+        assert 1 <= r.calls["block_number"] - polls <= 3, r.calls
+        assert r.calls["order_events"] <= polls + 3, r.calls
+        assert await asyncio.wait_for(asyncio.gather(first, *waits), 5) == [80] * 21
+        await stop(w)
 
     asyncio.run(main())
 
