@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.orders import OrderFactory, send_raw_over_time
+from benchmarks.procstats import group_stats, runner_cpu, settled_rss
 from benchmarks.rpc_proxy import CountingRpcProxy
 from benchmarks.stats import median, percentile
 from benchmarks.table import Figure
@@ -101,49 +102,6 @@ with create_session() as session:
 """
 
 
-def _group_stats(pgid: int) -> dict[int, dict[str, float]]:
-    """pid -> {rss (bytes), cpu (s), ppid} of the processes in a process group."""
-    page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
-    out: dict[int, dict[str, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) != pgid:
-                continue
-            rss = int((entry / "statm").read_text().split()[1]) * page
-        except (OSError, ValueError, IndexError):
-            continue
-        out[int(entry.name)] = {"rss": rss, "cpu": (int(fields[11]) + int(fields[12])) / tick, "ppid": int(fields[1])}
-    return out
-
-
-def _rss(pgid: int) -> int:
-    return int(sum(p["rss"] for p in _group_stats(pgid).values()))
-
-
-def _runner_cpu(pgid: int) -> float:
-    """CPU seconds of the trigger runner (the triggerer's child process running the event loop)."""
-    stats = _group_stats(pgid)
-    children = [s for pid, s in stats.items() if pid != pgid and s["ppid"] == pgid]
-    return max((s["cpu"] for s in children), default=stats.get(pgid, {}).get("cpu", 0.0))
-
-
-def _settled_rss(pgid: int, timeout: float = 90.0) -> int:
-    """The group's RSS once it stops growing (three readings 2 s apart within 1%)."""
-    readings: list[int] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        readings.append(_rss(pgid))
-        last = readings[-3:]
-        if len(last) == 3 and max(last) - min(last) <= 0.01 * max(last):
-            break
-        time.sleep(2)
-    return readings[-1]
-
-
 class Deployment:
     """A migrated SQLite DB with the benchmark DAG, and a triggerer that can be started and stopped."""
 
@@ -208,7 +166,7 @@ class Deployment:
         while time.monotonic() < deadline:  # idle: the runner child is up
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the triggerer exited: {(self.home / 'triggerer.log').read_text()[-2000:]}")
-            if any(s["ppid"] == self.proc.pid for s in _group_stats(self.proc.pid).values()):
+            if any(s["ppid"] == self.proc.pid for s in group_stats(self.proc.pid).values()):
                 break
             time.sleep(1)
         time.sleep(5)
@@ -235,12 +193,14 @@ class Deployment:
             db.execute("UPDATE task_instance SET trigger_id = NULL, state = 'success' WHERE trigger_id IS NOT NULL")
             db.execute("DELETE FROM trigger")
 
-    def started(self, task_id: str) -> int:
-        """Triggers of ``task_id`` the runner has started (their log says "trigger ... starting")."""
+    def waiting(self, task_id: str) -> int:
+        """Triggers of ``task_id`` waiting in the shared watcher: their log says "Waiting for TASK_COMPLETED",
+        written once the connection is read and just before the wait registers (a trigger that has only
+        started still reads its connection, then registers and catches up: start-up, not steady state)."""
         count = 0
         for path in (self.home / "logs").rglob(f"task_id={task_id}/map_index=*/attempt=*.log.trigger.*"):
             with open(path, errors="replace") as fh:
-                count += any(" starting" in line and '"trigger ' in line for line in fh)
+                count += any("Waiting for TASK_COMPLETED" in line for line in fh)
         return count
 
     def fired_times(self, task_id: str) -> dict[int, float]:
@@ -261,16 +221,16 @@ class Deployment:
         return fired
 
 
-def _marginal_rss(dep: Deployment, pgid: int, task_id: str, triggers: list[tuple[str, dict[str, Any]]]) -> dict:
+def _marginalgroup_rss(dep: Deployment, pgid: int, task_id: str, triggers: list[tuple[str, dict[str, Any]]]) -> dict:
     """Seed one trigger (the kind's fixed cost: its modules, a shared watcher), then the other N-1: their RSS
     per deferred task is the marginal cost of one more waiting task."""
-    idle = _settled_rss(pgid)
+    idle = settled_rss(pgid)
     dep.seed(task_id, triggers[:1], run="warmup")
     _wait_running(dep, 1, 300)
-    warm = _settled_rss(pgid)
+    warm = settled_rss(pgid)
     dep.seed(task_id, triggers[1:], run="main", offset=1)
     _wait_running(dep, len(triggers), 900)
-    loaded = _settled_rss(pgid)
+    loaded = settled_rss(pgid)
     return {"idle": idle, "first": warm - idle, "per_task": (loaded - warm) / max(1, len(triggers) - 1)}
 
 
@@ -304,7 +264,7 @@ def measure(net: Any, n: int, close_seconds: float, window: float) -> dict[str, 
 
             timedelta_triggers = [TimeDeltaTrigger(dt.timedelta(hours=1)).serialize() for _ in range(n)]
             timedelta_triggers = [(c, {**k, "moment": k["moment"].isoformat()}) for c, k in timedelta_triggers]
-            out["timedelta"] = _marginal_rss(dep, pgid, "timedelta", timedelta_triggers)
+            out["timedelta"] = _marginalgroup_rss(dep, pgid, "timedelta", timedelta_triggers)
         finally:
             dep.stop_triggerer()
         dep.delete_triggers()
@@ -320,16 +280,16 @@ def measure(net: Any, n: int, close_seconds: float, window: float) -> dict[str, 
         ]
         pgid = dep.start_triggerer()
         try:
-            out["ethernity"] = _marginal_rss(dep, pgid, "ethernity", triggers)
+            out["ethernity"] = _marginalgroup_rss(dep, pgid, "ethernity", triggers)
             deadline = time.monotonic() + 300
-            while dep.started("ethernity") < n and time.monotonic() < deadline:  # every trigger is waiting
+            while dep.waiting("ethernity") < n and time.monotonic() < deadline:  # every trigger is waiting
                 time.sleep(2)
-            out["started"] = dep.started("ethernity")
+            out["started"] = dep.waiting("ethernity")
             time.sleep(5)  # the catch-up from from_block is over
             w3 = factory.w3
-            head0, (req0, calls0), cpu0 = w3.eth.block_number, proxy.snapshot(), _runner_cpu(pgid)
+            head0, (req0, calls0), cpu0 = w3.eth.block_number, proxy.snapshot(), runner_cpu(pgid)
             time.sleep(window)
-            head1, (req1, calls1), cpu1 = w3.eth.block_number, proxy.snapshot(), _runner_cpu(pgid)
+            head1, (req1, calls1), cpu1 = w3.eth.block_number, proxy.snapshot(), runner_cpu(pgid)
             out["blocks"] = head1 - head0
             out["http_requests"] = req1 - req0
             out["calls"] = {k: v - calls0.get(k, 0) for k, v in calls1.items() if v - calls0.get(k, 0)}

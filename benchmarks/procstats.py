@@ -1,0 +1,50 @@
+"""Memory and CPU of a process group (a service and its children), read from /proc."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def group_stats(pgid: int) -> dict[int, dict[str, float]]:
+    """pid -> {rss (bytes), cpu (s), ppid} of the processes in a process group."""
+    page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
+    out: dict[int, dict[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) != pgid:
+                continue
+            rss = int((entry / "statm").read_text().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(entry.name)] = {"rss": rss, "cpu": (int(fields[11]) + int(fields[12])) / tick, "ppid": int(fields[1])}
+    return out
+
+
+def group_rss(pgid: int) -> int:
+    return int(sum(p["rss"] for p in group_stats(pgid).values()))
+
+
+def runner_cpu(pgid: int) -> float:
+    """CPU seconds of the trigger runner (the triggerer's child process running the event loop)."""
+    stats = group_stats(pgid)
+    children = [s for pid, s in stats.items() if pid != pgid and s["ppid"] == pgid]
+    return max((s["cpu"] for s in children), default=stats.get(pgid, {}).get("cpu", 0.0))
+
+
+def settled_rss(pgid: int, timeout: float = 90.0) -> int:
+    """The group's RSS once it stops growing (three readings 2 s apart within 1%)."""
+    readings: list[int] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        readings.append(group_rss(pgid))
+        last = readings[-3:]
+        if len(last) == 3 and max(last) - min(last) <= 0.01 * max(last):
+            break
+        time.sleep(2)
+    return readings[-1]
