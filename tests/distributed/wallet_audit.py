@@ -30,8 +30,8 @@ class SendLog(CountingRpcProxy):
         self.send_errors: Counter[str] = Counter()
         self._send_lock = threading.Lock()
 
-    def _forward(self, body: bytes, content_type: str) -> tuple[int, bytes]:
-        status, answer = super()._forward(body, content_type)
+    def forward(self, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
+        status, answer = super().forward(body, content_type)
         if b"eth_sendRawTransaction" in body:
             self._record(body, answer)
         return status, answer
