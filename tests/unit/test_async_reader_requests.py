@@ -4,15 +4,14 @@ the node's chain id; the reader caches it, and nothing else)."""
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
 from airflow_provider_ethernity.protocol.async_client import AsyncChainReader
+from tests.unit.fake_rpc import fake_rpc
 
 ANSWERS = {"eth_chainId": "0x7a69", "eth_blockNumber": "0x10", "eth_call": "0x" + "00" * 32, "eth_getLogs": []}
 
@@ -21,28 +20,12 @@ ANSWERS = {"eth_chainId": "0x7a69", "eth_blockNumber": "0x10", "eth_call": "0x" 
 def rpc() -> Iterator[tuple[str, Counter[str]]]:
     calls: Counter[str] = Counter()
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
+    def answer(request: dict[str, Any]) -> dict[str, Any]:
+        calls[request["method"]] += 1
+        return {"result": ANSWERS[request["method"]]}
 
-        def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            calls[request["method"]] += 1
-            body = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": ANSWERS[request["method"]]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", calls
-    finally:
-        server.shutdown()
-        server.server_close()
+    with fake_rpc(answer) as url:
+        yield url, calls
 
 
 def test_the_chain_id_is_asked_for_once_not_per_call(rpc: tuple[str, Counter[str]]) -> None:

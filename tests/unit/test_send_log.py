@@ -3,44 +3,27 @@ its hook unreached: the proxy counted nothing and the collision figures read 0).
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.distributed.wallet_audit import SendLog
+from tests.unit.fake_rpc import fake_rpc
 
 
 @pytest.fixture
 def node() -> Iterator[str]:
     """A node that answers "nonce too low" to every raw transaction and 0x1 to anything else."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
+    def answer(request: dict[str, Any]) -> dict[str, Any]:
+        if request["method"] == "eth_sendRawTransaction":
+            return {"error": {"code": -32000, "message": "nonce too low"}}
+        return {"result": "0x1"}
 
-        def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            answer: dict[str, object] = {"jsonrpc": "2.0", "id": request["id"], "result": "0x1"}
-            if request["method"] == "eth_sendRawTransaction":
-                answer = {"jsonrpc": "2.0", "id": request["id"], "error": {"code": -32000, "message": "nonce too low"}}
-            body = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with fake_rpc(answer) as url:
+        yield url
 
 
 def test_raw_sends_and_their_collisions_are_counted(node: str) -> None:
