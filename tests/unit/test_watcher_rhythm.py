@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from airflow_provider_ethernity.protocol.watch_rhythm import PHASE_PROBE_EVERY
 from airflow_provider_ethernity.protocol.watcher import MIN_POLL_STEP, POLL_EARLY, OrderEventWatcher
 
 
@@ -49,3 +50,15 @@ def test_a_new_waiters_wake_up_is_not_a_late_block() -> None:
         w._observe_head(n, float(n))
     w._observe_head(4, 4.3, scheduled=False)
     assert w._misses == 0
+
+
+def test_one_block_in_a_few_is_asked_for_early_so_a_late_phase_moves_earlier() -> None:
+    """Sightings are never earlier than the polls that made them: polled on time, a phase learnt 0.5 s late
+    would stay late. One block in PHASE_PROBE_EVERY is asked for a tenth of the interval early."""
+    w = watcher()
+    for n in range(1, 8):  # blocks 1..7, each seen 0.5 s after its (unknown) arrival at n.0
+        w._observe_head(n, n + 0.5)
+    assert w.block_interval == pytest.approx(1.0)
+    assert 8 % PHASE_PROBE_EVERY == 0 and w.next_delay(7.6) == pytest.approx(8.5 - 0.1 - 7.6)  # a phase probe
+    w._observe_head(8, 8.4)  # block 8 was there already: the phase moves 0.1 s earlier
+    assert w.next_delay(8.5) == pytest.approx(9.4 - POLL_EARLY - 8.5)  # block 9: on time, at the new phase
