@@ -6,8 +6,9 @@ wallet private key in the password field. The key is handed to the protocol clie
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:  # the client and reader modules load when a task runs, not wh
     from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
     from airflow_provider_ethernity.protocol.reclaim import ReclaimReport
     from airflow_provider_ethernity.protocol.resources import Resources
-    from airflow_provider_ethernity.protocol.results import TaskResult
+    from airflow_provider_ethernity.protocol.results import StoredResult, TaskResult
     from airflow_provider_ethernity.protocol.submission import SubmissionStore, TaskSpec
     from airflow_provider_ethernity.protocol.watcher import OrderEventWatcher
 
@@ -209,16 +210,26 @@ class EthernityHook(BaseHook):
 
     def fetch_result(self, reference: dict[str, Any]) -> TaskResult:
         """The verified, decrypted result a ``result_mode="reference"`` task returned the reference of."""
-        try:
-            order_id, salt = int(reference["order_id"]), str(reference["challenge_salt"])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(
-                f"not an Ethernity result reference (order_id and challenge_salt needed): {reference!r}"
-            ) from None
-        result = self.get_result(order_id, challenge_salt=salt)
-        if reference.get("result_cid") and reference["result_cid"] != result.result_cid:
-            raise ValueError(f"order {order_id}'s result is {result.result_cid}, not {reference['result_cid']}")
-        return result
+        order_id, salt = _reference_ids(reference)
+        return _matching(reference, self.get_result(order_id, challenge_salt=salt))
+
+    def write_result(self, reference: dict[str, Any], destination: Any) -> StoredResult:
+        """:meth:`fetch_result`, streamed into ``destination`` (an ``ObjectStoragePath`` or URI): the result is
+        decrypted into a private temporary file while it downloads and written to ``destination`` once it is
+        verified; it is never held in memory. A failed task writes nothing (``success=False``, ``text``)."""
+        order_id, salt = _reference_ids(reference)
+        path = self.result_destination(destination)
+        return _matching(reference, self.client.write_result(order_id, path, challenge_salt=salt))
+
+    @staticmethod
+    def result_destination(destination: Any) -> Any:
+        """``destination`` as an ``ObjectStoragePath``, its folder created (object stores have none to make)."""
+        from airflow.sdk import ObjectStoragePath
+
+        path = destination if isinstance(destination, ObjectStoragePath) else ObjectStoragePath(str(destination))
+        with contextlib.suppress(NotImplementedError, PermissionError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def read_ipfs(self, cid: str, max_bytes: int | None = None) -> bytes:
         """Content of ``cid`` from the connection's IPFS API (streamed into one buffer; bounded by ``max_bytes``,
@@ -339,3 +350,21 @@ class EthernityHook(BaseHook):
                 if len(form) >= 8:
                     message = message.replace(form, "***")
         return message
+
+
+def _reference_ids(reference: dict[str, Any]) -> tuple[int, str]:
+    try:
+        return int(reference["order_id"]), str(reference["challenge_salt"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"not an Ethernity result reference (order_id and challenge_salt needed): {reference!r}"
+        ) from None
+
+
+_Result = TypeVar("_Result", "TaskResult", "StoredResult")
+
+
+def _matching(reference: dict[str, Any], result: _Result) -> _Result:
+    if reference.get("result_cid") and reference["result_cid"] != result.result_cid:
+        raise ValueError(f"order {result.order_id}'s result is {result.result_cid}, not {reference['result_cid']}")
+    return result

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
-    from airflow_provider_ethernity.protocol.results import TaskResult
+    from airflow_provider_ethernity.protocol.results import StoredResult, TaskResult
     from airflow_provider_ethernity.protocol.submission import Submission, SubmissionStore, TaskSpec
 
 #: Key of the submission record in ``task_state_store`` (renaming it breaks in-flight retries).
@@ -276,7 +276,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
                 return self._approved(sub)
             try:
                 lifecycle.await_completion(sub)
-                return self._deliver(context, sub, lifecycle.fetch_result(sub))
+                return self._deliver(context, sub, self._fetch_result(lifecycle, sub))
             except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait again
                 self.log.warning("%s; waiting again", not_yet)
             except OperatorFaultError as fault:
@@ -344,7 +344,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         if not self.wait_for_completion:
             return self._approved(sub)
         try:
-            return self._deliver(context, sub, lifecycle.fetch_result(sub))
+            return self._deliver(context, sub, self._fetch_result(lifecycle, sub))
         except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait for it again
             self.log.warning("%s; waiting again", not_yet)
         except OperatorFaultError as fault:
@@ -356,7 +356,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
     def _approved(sub: Submission) -> dict[str, Any]:
         return {"order_id": sub.order_id, "do_request_id": sub.do_request_id}
 
-    def _deliver(self, context: Context, sub: Submission, result: TaskResult) -> Any:
+    def _deliver(self, context: Context, sub: Submission, result: TaskResult | StoredResult) -> Any:
         self._push(context, result_cid=result.result_cid, task_code_name=result.task_code_name)
         self._result = result.result_cid, result.task_code_name
         self._announce_result(context, sub, result)

@@ -166,6 +166,11 @@ def _requester_box_key(eth_private_key: str) -> PrivateKey:
         raise ConfigurationError("the wallet private key is not 32 bytes of hex") from None
 
 
+def requester_box_secret(eth_private_key: str) -> bytes:
+    """The requester's X25519 secret (what opens a result box), derived from the wallet key."""
+    return bytes(_requester_box_key(eth_private_key))
+
+
 def requester_public_key_hex(eth_private_key: str) -> str:
     """The requester's X25519 public key (``0x`` + 64 hex) that the enclave seals the result for."""
     return "0x" + bytes(_requester_box_key(eth_private_key).public_key).hex()
@@ -193,14 +198,23 @@ class HexDecoder:
             if text[:2].lower() == b"0x":
                 text = text[2:]
         whole = len(text) - len(text) % 2
-        self.buffer += binascii.unhexlify(text[:whole])
         self._carry = text[whole:]
+        if whole:
+            self.emit(binascii.unhexlify(text[:whole]))
+
+    def emit(self, data: bytes) -> None:
+        """Take the next decoded bytes (kept in :attr:`buffer`; a streaming subclass passes them on)."""
+        self.buffer += data
 
     def finish(self) -> bytearray:
         """The decoded bytes; :class:`TruncatedHexError` when the text ended inside a byte."""
+        self.check_complete()
+        return self.buffer
+
+    def check_complete(self) -> None:
+        """:class:`TruncatedHexError` when the text ended inside a byte."""
         if self._carry:
             raise TruncatedHexError("the hex text is truncated: it ends with an odd number of hex digits")
-        return self.buffer
 
 
 #: Ascii85 characters that are not part of a 5-character group: ``z`` (a whole zero group) and whitespace.
@@ -245,7 +259,7 @@ def open_result_buffer(blob: bytearray, eth_private_key: str) -> bytearray:
 
     if len(blob) < MIN_RESULT_BLOB:
         raise _undecryptable(f"it is {len(blob)} bytes, shorter than the {MIN_RESULT_BLOB} of an empty sealed box")
-    secret = bytes(_requester_box_key(eth_private_key))
+    secret = requester_box_secret(eth_private_key)
     try:
         from nacl._sodium import ffi, lib
 

@@ -136,7 +136,11 @@ def verify_signer(tx: ResultTransaction, order_id: int, client_challenge: str) -
 
 
 def verify_checksum(tx: ResultTransaction, order_id: int, plaintext: str) -> None:
-    actual = sha256_hex(plaintext)
+    check_checksum(tx, order_id, sha256_hex(plaintext))
+
+
+def check_checksum(tx: ResultTransaction, order_id: int, actual: str) -> None:
+    """The plaintext's sha256 (``actual``) must be the one the result statement signs."""
     if actual != tx.checksum:
         raise ResultVerificationError(
             f"order {order_id}: the result checksum {actual} does not match the signed checksum {tx.checksum}"
@@ -195,6 +199,25 @@ class TaskResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A verified result written to storage (:meth:`ResultFetcher.write_result`): the value is in the file,
+    never in memory. ``text`` is the enclave's error text of a failed task (nothing is written then)."""
+
+    order_id: int
+    success: bool
+    task_code: int
+    task_code_name: str
+    result_type: str
+    result_cid: str
+    checksum: str
+    enclave_challenge: str
+    signer: str
+    location: str
+    size: int
+    text: str = ""
 
 
 def decode_envelope(raw: str) -> tuple[str, Any, str]:

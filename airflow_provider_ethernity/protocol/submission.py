@@ -88,6 +88,7 @@ class Submission:
     order_deadline: float = 0.0  # epoch seconds
     order_id: int | None = None
     approval_tx: str | None = None
+    approved_at: float = 0.0  # epoch seconds; the result read window runs to approved_at + completion timeout
     resubmits: int = 0
     writer: str = ""  # id of the write that produced this copy (the fence compares it)
 

@@ -80,3 +80,46 @@ def test_named_cids_are_the_requests_challenge_code_and_input():
     m1 = "v3:bafyimage:etny-pynithy-devnet:bafycompose:bafkchallenge:0xabc"
     assert named_cids(m1, "v3:bafkcode:" + "0" * 64, "v3::" + "0" * 64) == ["bafkchallenge", "bafkcode"]
     assert named_cids("garbage", "v3:bafkcode:x", "v3:bafkinput:y") == ["bafkcode", "bafkinput"]
+
+
+class _PinsLate:
+    """An IPFS API that does not have the result for its first ``missing`` reads (a node pins it late)."""
+
+    def __init__(self, missing: int) -> None:
+        self.missing, self.reads = missing, 0
+
+    def cat_into(self, cid, sink_factory, max_bytes=None):
+        from airflow_provider_ethernity.protocol.errors import ContentNotFoundError
+
+        self.reads += 1
+        if self.reads <= self.missing:
+            raise ContentNotFoundError(f"{cid} not found")
+        sink = sink_factory()
+        sink.write(b"abcd")
+        return sink
+
+
+def _reading_client(ipfs: _PinsLate, window: float):
+    import logging
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace(
+        result_read_seconds=window, ipfs_api_url="http://127.0.0.1:1", ipfs_gateway_url=None, ipfs_timeout=5.0
+    )
+    network = SimpleNamespace(block_time=0.01)
+    return SimpleNamespace(settings=settings, network=network, ipfs=ipfs, log=logging.getLogger("test"))
+
+
+def test_a_late_result_is_read_until_the_orders_deadline_not_only_the_window():
+    """The runner's window is max(processing deadline, closed + 120 s): with the window spent (0 s) a result
+    pinned late is still read while the order's deadline (``read_until``) is ahead."""
+    import time
+
+    from airflow_provider_ethernity.protocol.errors import OperatorFaultError
+    from airflow_provider_ethernity.protocol.storage import read_result_blob
+
+    with pytest.raises(OperatorFaultError, match="still unreadable after 0 s \\(1 reads"):
+        read_result_blob(_reading_client(_PinsLate(2), 0.0), 7, "bafyresult")
+    late = _PinsLate(2)
+    blob = read_result_blob(_reading_client(late, 0.0), 7, "bafyresult", read_until=time.time() + 600)
+    assert late.reads == 3 and bytes(blob.finish()) == b"\xab\xcd"

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_provider_ethernity.operators.data_boundary import XCOM_WARN_BYTES, read_input, result_reference
 from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
+from airflow_provider_ethernity.protocol.results import StoredResult
 from airflow_provider_ethernity.protocol.submission import Phase, Submission
 
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
@@ -44,10 +45,32 @@ def test_the_result_by_value_by_reference_and_into_storage(tmp_path, capsys) -> 
     assert ref._result_value({}, sub, _result()) == result_reference(sub, _result(), "ethernity_default")
     assert result_reference(sub, _result(), "c")["challenge_salt"] == sub.challenge_salt
 
-    target = tmp_path / "result.txt"
+    target = tmp_path / "new-folder" / "result.txt"
     to_file = EthernityRunTaskOperator(task_id="f", code="x", result_path=f"file://{target}")
-    returned = to_file._result_value({}, sub, _result("ignored", "the text"))
-    assert target.read_text() == "the text" and returned["result_cid"] == CID and returned["order_id"] == 9
+    streamed = _StreamingLifecycle()
+    stored = to_file._fetch_result(streamed, sub)  # type: ignore[arg-type]
+    assert streamed.fetched == [] and target.read_text() == "the text"  # streamed, its folder created
+    returned = to_file._result_value({}, sub, stored)
+    assert returned == {"path": f"file://{target}", "result_cid": CID, "order_id": 9}
+    assert by_value._fetch_result(streamed, sub) == "fetched"  # type: ignore[arg-type]
+
+
+class _StreamingLifecycle:
+    """``TaskLifecycle``'s two result paths: a value fetched, or the result streamed into a destination."""
+
+    def __init__(self) -> None:
+        self.fetched: list[Submission] = []
+
+    def fetch_result(self, sub: Submission) -> str:
+        self.fetched.append(sub)
+        return "fetched"
+
+    def write_result(self, sub: Submission, into) -> StoredResult:
+        with into.open("wb") as out:
+            out.write(b"the text")
+        return StoredResult(order_id=9, success=True, task_code=0, task_code_name="SUCCESS", result_type="text",
+                            result_cid=CID, checksum="c", enclave_challenge="e", signer="0x1", location=str(into),
+                            size=8)  # fmt: skip
 
 
 def test_inputs_from_storage_and_from_ipfs(tmp_path) -> None:
