@@ -30,10 +30,16 @@ CODES = {
     "input": "___etny_result___(len(___etny_data_set___))",
     "result": '___etny_result___("r" * int(___etny_data_set___))',
 }
+CODES["staged"] = CODES["input"]  # the same input, read from an ObjectStoragePath (file://), staged on disk
 CODES["storage"] = CODES["result"]  # the same result, streamed to an ObjectStoragePath (file://)
 #: The goal of each direction, in payloads of peak RSS over the baseline.
-GOALS = {"input": 3.0, "result": 3.0, "storage": 1.5}
-LABELS = {"input": "input dataset", "result": "result (XCom value)", "storage": "result to ObjectStoragePath"}
+GOALS = {"input": 3.0, "staged": 1.5, "result": 3.0, "storage": 1.5}
+LABELS = {
+    "input": "input dataset (a str)",
+    "staged": "input from ObjectStoragePath",
+    "result": "result (XCom value)",
+    "storage": "result to ObjectStoragePath",
+}
 RESOURCES = {"taskPrice": 1, "memory": 4}
 
 
@@ -44,18 +50,30 @@ def _child(direction: str, size: int) -> dict[str, Any]:
     hook = EthernityHook()
     warm = hook.run_task(CODES["input"], "warm-up", RESOURCES, timeout=300, order_wait_timeout=300)
     assert warm.value == len("warm-up"), warm.value
+    source = Path(tempfile.mkdtemp(prefix="ethernity-payload-")) / "input.txt"
+    if direction == "staged":  # written before the baseline: the file is the user's, not the provider's memory
+        with source.open("wb") as fh:
+            for _ in range(size // MIB):
+                fh.write(b"0123456789abcdef" * (MIB // 16))
     gc.collect()
     reset = reset_peak_rss()  # the warm-up's own peak must not hide the payload's
     baseline = current_rss_bytes() if reset else max(max_rss_bytes(), current_rss_bytes())
     client = hook.client
     started = time.perf_counter()
+    staged = None
     if direction == "input":
         payload: str | None = "0123456789abcdef" * (size // 16)
         code, data = CODES["input"], payload
+    elif direction == "staged":
+        payload, code = None, CODES["staged"]
+        staged = hook.stage_input(f"file://{source}")
     else:
         payload = None
         code, data = CODES["result"], str(size)
-    task = client.submit_task(code, data, RESOURCES)
+    task = client.submit_task(code, staged or data, RESOURCES)
+    if staged is not None:
+        staged.discard()
+    shutil.rmtree(source.parent)
     submitted = time.perf_counter()
     order_id = client.wait_for_order(task, timeout=300)
     assert order_id is not None, "no order"
@@ -73,13 +91,13 @@ def _child(direction: str, size: int) -> dict[str, Any]:
     else:
         result = client.get_result(order_id, challenge_salt=task.challenge_salt)
         fetched = time.perf_counter()
-        if direction == "input":
+        if direction in ("input", "staged"):
             ok = result.value == size
         else:  # checked without building a second copy of the expected string
             ok = isinstance(result.value, str) and len(result.value) == size and result.value.count("r") == size
         result_len = len(result.value) if isinstance(result.value, str) else 0
         del result
-    del payload, data
+    del payload
     return {
         "ok": ok,
         "baseline": baseline,
@@ -122,7 +140,7 @@ def run(net: Any, smoke: bool = False) -> list[Figure]:
     """``net``: a running devnet registered as ``ethernity_default``."""
     size = (1 if smoke else 64) * MIB
     figures: list[Figure] = []
-    for direction in ("input", "result", "storage"):
+    for direction in ("input", "staged", "result", "storage"):
         m = measure(direction, size)
         ratio = (m["peak"] - m["baseline"]) / size
         goal = GOALS[direction]

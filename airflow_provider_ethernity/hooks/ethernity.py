@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
@@ -19,6 +19,7 @@ from airflow_provider_ethernity.protocol.settings import STORAGE_EXTRA_FIELDS, C
 if TYPE_CHECKING:  # the client and reader modules load when a task runs, not when a DAG file is parsed
     from airflow_provider_ethernity.protocol.client import EthernityClient, Order, SubmittedTask
     from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatus
+    from airflow_provider_ethernity.protocol.input_file import InputFile
     from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
     from airflow_provider_ethernity.protocol.reclaim import ReclaimReport
     from airflow_provider_ethernity.protocol.resources import Resources
@@ -142,7 +143,7 @@ class EthernityHook(BaseHook):
     def task_spec(
         self,
         code: str,
-        input_data: str | None = None,
+        input_data: str | InputFile | None = None,
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
@@ -210,16 +211,20 @@ class EthernityHook(BaseHook):
 
     def fetch_result(self, reference: dict[str, Any]) -> TaskResult:
         """The verified, decrypted result a ``result_mode="reference"`` task returned the reference of."""
-        order_id, salt = _reference_ids(reference)
-        return _matching(reference, self.get_result(order_id, challenge_salt=salt))
+        from airflow_provider_ethernity.protocol.results import matching_reference, reference_ids
+
+        order_id, salt = reference_ids(reference)
+        return matching_reference(reference, self.get_result(order_id, challenge_salt=salt))
 
     def write_result(self, reference: dict[str, Any], destination: Any) -> StoredResult:
         """:meth:`fetch_result`, streamed into ``destination`` (an ``ObjectStoragePath`` or URI): the result is
         decrypted into a private temporary file while it downloads and written to ``destination`` once it is
         verified; it is never held in memory. A failed task writes nothing (``success=False``, ``text``)."""
-        order_id, salt = _reference_ids(reference)
+        from airflow_provider_ethernity.protocol.results import matching_reference, reference_ids
+
+        order_id, salt = reference_ids(reference)
         path = self.result_destination(destination)
-        return _matching(reference, self.client.write_result(order_id, path, challenge_salt=salt))
+        return matching_reference(reference, self.client.write_result(order_id, path, challenge_salt=salt))
 
     @staticmethod
     def result_destination(destination: Any) -> Any:
@@ -241,6 +246,30 @@ class EthernityHook(BaseHook):
 
         limit = self.settings.max_input_bytes if max_bytes is None else max_bytes
         return bytes(self.client.ipfs.cat_into(cid, _Buffer, max_bytes=limit))
+
+    def stage_input(self, input_path: Any) -> InputFile:
+        """The input dataset at ``input_path`` (``ipfs://<CID>`` through the connection's IPFS API, anything else
+        an ``ObjectStoragePath``), copied piece by piece into a private temporary file and checked (UTF-8, not
+        empty, at most ``max_input_mb``) on the way: it is never held in memory. The sealing step reads the
+        file; remove it with ``InputFile.discard()`` once the task was submitted."""
+        from airflow_provider_ethernity.protocol.input_file import InputStager, stage_from_ipfs
+
+        uri, limit = str(input_path), self.settings.max_input_bytes
+        if uri.startswith("ipfs://"):
+            cid = uri.removeprefix("ipfs://").strip("/")
+            if not cid:
+                raise ValueError(f"input_path={uri!r} names no CID: allowed ipfs://<CID>")
+            return stage_from_ipfs(self.client.ipfs, cid, limit, uri)
+        from airflow.sdk import ObjectStoragePath
+
+        path = input_path if isinstance(input_path, ObjectStoragePath) else ObjectStoragePath(uri)
+        if not path.exists():
+            raise FileNotFoundError(f"input_path={uri!r} does not exist")
+        target = InputStager(limit, uri)
+        with path.open("rb") as fh:
+            while piece := fh.read(1 << 20):
+                target.write(piece)
+        return target.finish()
 
     def get_input_cid(self, do_request_id: int) -> str | None:
         """The CID of a DO request's sealed input dataset (from its metadata on chain), None without input."""
@@ -350,21 +379,3 @@ class EthernityHook(BaseHook):
                 if len(form) >= 8:
                     message = message.replace(form, "***")
         return message
-
-
-def _reference_ids(reference: dict[str, Any]) -> tuple[int, str]:
-    try:
-        return int(reference["order_id"]), str(reference["challenge_salt"])
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(
-            f"not an Ethernity result reference (order_id and challenge_salt needed): {reference!r}"
-        ) from None
-
-
-_Result = TypeVar("_Result", "TaskResult", "StoredResult")
-
-
-def _matching(reference: dict[str, Any], result: _Result) -> _Result:
-    if reference.get("result_cid") and reference["result_cid"] != result.result_cid:
-        raise ValueError(f"order {result.order_id}'s result is {result.result_cid}, not {reference['result_cid']}")
-    return result

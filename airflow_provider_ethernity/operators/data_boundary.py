@@ -19,14 +19,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_ethernity.protocol.results import StoredResult
-
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_ethernity.hooks.ethernity import EthernityHook
     from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
-    from airflow_provider_ethernity.protocol.results import TaskResult
+    from airflow_provider_ethernity.protocol.results import StoredResult, TaskResult
     from airflow_provider_ethernity.protocol.submission import Submission
 
 RESULT_MODES = ("value", "reference")
@@ -52,28 +49,6 @@ def check_boundary(input_data: Any, input_path: Any, result_path: Any, result_mo
         )
 
 
-def read_input(hook: EthernityHook, input_path: Any) -> str:
-    """The input dataset from ``input_path`` as text: ``ipfs://<CID>`` through the connection's IPFS API,
-    anything else through Airflow's ``ObjectStoragePath``."""
-    uri = str(input_path)
-    if uri.startswith("ipfs://"):
-        cid = uri.removeprefix("ipfs://").strip("/")
-        if not cid:
-            raise ValueError(f"input_path={uri!r} names no CID: allowed ipfs://<CID>")
-        data = hook.read_ipfs(cid)
-    else:
-        from airflow.sdk import ObjectStoragePath
-
-        path = input_path if isinstance(input_path, ObjectStoragePath) else ObjectStoragePath(uri)
-        if not path.exists():
-            raise FileNotFoundError(f"input_path={uri!r} does not exist")
-        data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"input_path={uri!r} is not UTF-8 text (byte {exc.start}): the enclave reads text") from None
-
-
 class DataBoundaryMixin:
     """Result delivery by value, by reference or into storage (see the module docstring)."""
 
@@ -95,6 +70,8 @@ class DataBoundaryMixin:
 
     def _result_value(self, context: Context, sub: Submission, result: TaskResult | StoredResult) -> Any:
         """What the task returns (its XCom ``return_value``) for a successful result."""
+        from airflow_provider_ethernity.protocol.results import StoredResult  # not at DAG parse time
+
         if isinstance(result, StoredResult):
             self.log.info("Result of order %s written to %s (%s bytes)", result.order_id, result.location, result.size)
             return {"path": result.location, "result_cid": result.result_cid, "order_id": result.order_id}

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.links.ethernity import EthernityOrderLink, EthernityRequestLink
 from airflow_provider_ethernity.operators.announce import ResultAnnouncementMixin
-from airflow_provider_ethernity.operators.data_boundary import DataBoundaryMixin, check_boundary, read_input
+from airflow_provider_ethernity.operators.data_boundary import DataBoundaryMixin, check_boundary
 from airflow_provider_ethernity.operators.inputs import check_positive as _check_positive
 from airflow_provider_ethernity.operators.inputs import encode_input as _encode_input
 from airflow_provider_ethernity.operators.inputs import is_template as _is_template
@@ -32,6 +32,7 @@ from airflow_provider_ethernity.protocol.resources import Resources
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_ethernity.protocol.input_file import InputFile
     from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
     from airflow_provider_ethernity.protocol.results import StoredResult, TaskResult
     from airflow_provider_ethernity.protocol.submission import Submission, SubmissionStore, TaskSpec
@@ -196,8 +197,16 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         spec = Resources.from_value(resources)
         node = normalize_node_address(self.node_address) or None
         self._warn_native_rendering()
-        input_text = read_input(self.hook, self.input_path) if self.input_path else _encode_input(self.input_data)
-        return self.hook.task_spec(code, input_text, spec, self.trustedzone, node)
+        if self.input_path:  # staged in a private temporary file, never held in memory; removed by _discard
+            staged = self._staged_input = self.hook.stage_input(self.input_path)
+            return self.hook.task_spec(code, staged, spec, self.trustedzone, node)
+        return self.hook.task_spec(code, _encode_input(self.input_data), spec, self.trustedzone, node)
+
+    def _discard_staged_input(self) -> None:
+        staged: InputFile | None = getattr(self, "_staged_input", None)
+        if staged is not None:
+            staged.discard()
+            del self._staged_input
 
     def _warn_native_rendering(self) -> None:
         warn_native_rendering(self, self.input_data)
@@ -251,11 +260,14 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
-        spec = self._spec()
-        lifecycle = self._lifecycle(context)
-        sub = lifecycle.attach_or_submit(spec)
-        self._publish(context, sub)
-        return self._go_on(context, lifecycle, spec, sub)
+        try:
+            spec = self._spec()
+            lifecycle = self._lifecycle(context)
+            sub = lifecycle.attach_or_submit(spec)
+            self._publish(context, sub)
+            return self._go_on(context, lifecycle, spec, sub)
+        finally:  # also when deferring: the input was uploaded; a resumed try stages it again if it resubmits
+            self._discard_staged_input()
 
     def _go_on(self, context: Context, lifecycle: TaskLifecycle, spec: TaskSpec, sub: Submission) -> Any:
         """From wherever the submission is to the result: waiting here, or deferred once to the triggerer."""
@@ -311,6 +323,12 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
         """Resumed from :class:`EthernityTaskTrigger`. Works when Airflow drops the resume kwargs: everything
         comes from the task state; a try with no submission record was superseded and stops."""
+        try:
+            return self._resume(context, event)
+        finally:
+            self._discard_staged_input()
+
+    def _resume(self, context: Context, event: dict[str, Any] | None) -> Any:
         from airflow_provider_ethernity.protocol.submission import FencedError
         from airflow_provider_ethernity.triggers.ethernity import TaskEventStatus, validate_event
 

@@ -23,6 +23,7 @@ from airflow_provider_ethernity.protocol.do_requests import (
     RequestClient,
     SubmittedTask,
 )
+from airflow_provider_ethernity.protocol.input_file import InputFile
 from airflow_provider_ethernity.protocol.orders import ORDER_SCAN_LIMIT, OrderReads
 from airflow_provider_ethernity.protocol.resources import Resources
 from airflow_provider_ethernity.protocol.results import TaskResult
@@ -52,7 +53,7 @@ class EthernityClient(RequestClient, ResultFetcher):
     def submit_task(
         self,
         code: str,
-        input_data: str | None = None,
+        input_data: str | InputFile | None = None,
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,

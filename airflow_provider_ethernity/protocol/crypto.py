@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
 from airflow_provider_ethernity.protocol.errors import ConfigurationError, ResultDecryptionError
+from airflow_provider_ethernity.protocol.input_file import InputFile
 
 if TYPE_CHECKING:  # pycryptodome and PyNaCl load on first use: DAG files import this module
     from Crypto.PublicKey import ECC
@@ -39,9 +40,12 @@ STREAM_CHUNK = 1 << 20
 A85_CHUNK = 64 << 10
 
 
-def _utf8_pieces(data: str | bytes | bytearray | memoryview) -> Iterator[bytes | memoryview]:
-    """``data`` as UTF-8 in pieces of about STREAM_CHUNK (a large string is never encoded whole)."""
-    if isinstance(data, str):
+def _utf8_pieces(data: str | bytes | bytearray | memoryview | InputFile) -> Iterator[bytes | memoryview]:
+    """``data`` as UTF-8 in pieces of about STREAM_CHUNK (a large string is never encoded whole, a staged
+    input file never read whole)."""
+    if isinstance(data, InputFile):
+        yield from data.pieces()
+    elif isinstance(data, str):
         for start in range(0, len(data), STREAM_CHUNK):
             yield data[start : start + STREAM_CHUNK].encode("utf-8")
     else:
@@ -50,8 +54,10 @@ def _utf8_pieces(data: str | bytes | bytearray | memoryview) -> Iterator[bytes |
             yield view[start : start + STREAM_CHUNK]
 
 
-def sha256_hex(data: str | bytes | bytearray) -> str:
+def sha256_hex(data: str | bytes | bytearray | InputFile) -> str:
     """Hex sha256 of ``data`` (strings are hashed as UTF-8), as the protocol's checksums are written."""
+    if isinstance(data, InputFile):
+        return data.sha256  # hashed while it was staged
     digest = hashlib.sha256()
     for piece in _utf8_pieces(data):
         digest.update(piece)
@@ -105,7 +111,7 @@ class _Base64Writer:
         return self.written
 
 
-def seal_for_enclave_into(data: str | bytes, certificate_pem: str | ECC.EccKey, out: IO[bytes]) -> int:
+def seal_for_enclave_into(data: str | bytes | InputFile, certificate_pem: str | ECC.EccKey, out: IO[bytes]) -> int:
     """Seal ``data`` (a string is sealed as UTF-8) for the enclave into ``out``; returns the bytes written.
 
     The output is byte for byte :func:`seal_for_enclave`'s: base64 of the JSON envelope

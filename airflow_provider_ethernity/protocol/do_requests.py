@@ -19,6 +19,7 @@ from airflow_provider_ethernity.protocol.contracts import EnclaveDetails
 from airflow_provider_ethernity.protocol.crypto import requester_public_key_hex, seal_for_enclave_into
 from airflow_provider_ethernity.protocol.errors import ChainError, ConfigurationError, StorageError, TransientError
 from airflow_provider_ethernity.protocol.events import RequestStatus
+from airflow_provider_ethernity.protocol.input_file import InputFile
 from airflow_provider_ethernity.protocol.inputs import validate_code, validate_input_data
 from airflow_provider_ethernity.protocol.orders import OrderReads
 from airflow_provider_ethernity.protocol.resources import Resources
@@ -60,7 +61,7 @@ class RequestClient(OrderReads):
     def task_spec(
         self,
         code: str,
-        input_data: str | None = None,
+        input_data: str | InputFile | None = None,
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
@@ -107,14 +108,14 @@ class RequestClient(OrderReads):
         """Whether the allowance no longer covers ``amount_wei`` (a concurrent submission used it)."""
         return not self.network.token_is_protocol and self.allowance("latest") < amount_wei
 
-    def _seal_and_add(self, data: str | bytes, certificate_pem: str, what: str) -> str:
+    def _seal_and_add(self, data: str | bytes | InputFile, certificate_pem: str, what: str) -> str:
         """Seal into a temporary file and upload it from there: a large input is never held sealed in memory."""
         with tempfile.TemporaryFile(prefix="etny-sealed-") as sealed:
             size = seal_for_enclave_into(data, certificate_pem, sealed)
             if size > MAX_ARTEFACT_BYTES:
+                length = f"{data.size} bytes" if isinstance(data, InputFile) else f"{len(data)} characters"
                 raise ConfigurationError(
-                    f"{what} is {len(data)} characters; sealed it would be {size} bytes, over the limit of "
-                    f"{MAX_ARTEFACT_BYTES} bytes"
+                    f"{what} is {length}; sealed it would be {size} bytes, over the limit of {MAX_ARTEFACT_BYTES} bytes"
                 )
             try:
                 if self.settings.uses_intake:  # held for the public intake, POSTed after the request's receipt

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_ethernity.protocol.crypto import (
     HexDecoder,
@@ -291,3 +291,23 @@ def sign_result_transaction(
     }
     signed = Account.sign_transaction(tx, challenge_wallet_key(client_challenge, enclave_challenge))
     return str(signed.raw_transaction.hex())
+
+
+def reference_ids(reference: dict[str, Any]) -> tuple[int, str]:
+    """The order id and challenge salt of a result reference (what a ``result_mode="reference"`` task returns)."""
+    try:
+        return int(reference["order_id"]), str(reference["challenge_salt"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"not an Ethernity result reference (order_id and challenge_salt needed): {reference!r}"
+        ) from None
+
+
+_Result = TypeVar("_Result", TaskResult, StoredResult)
+
+
+def matching_reference(reference: dict[str, Any], result: _Result) -> _Result:
+    """``result``, when it is the one the reference names (its result CID, when the reference has one)."""
+    if reference.get("result_cid") and reference["result_cid"] != result.result_cid:
+        raise ValueError(f"order {result.order_id}'s result is {result.result_cid}, not {reference['result_cid']}")
+    return result

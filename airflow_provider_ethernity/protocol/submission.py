@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from airflow_provider_ethernity.protocol.errors import EthernityError
+from airflow_provider_ethernity.protocol.input_file import InputFile
 from airflow_provider_ethernity.protocol.resources import Resources
 from airflow_provider_ethernity.protocol.transactions import SignedTx
 
@@ -44,7 +45,7 @@ class TaskSpec:
     """The rendered inputs of one task: what its fingerprint covers."""
 
     code: str
-    input_data: str | None
+    input_data: str | InputFile | None  # a large input read from storage is staged in a file
     resources: Resources
     trustedzone: str
     node_address: str
@@ -52,16 +53,19 @@ class TaskSpec:
     def fingerprint(self) -> str:
         """sha256 over code, input, resources, trustedzone and node: a changed task never re-attaches."""
         digest = hashlib.sha256()
+        data = self.input_data
+        if isinstance(data, InputFile):  # a staged input by its hash (the same file: the same task)
+            data = f"\x00file\x00{data.size}\x00{data.sha256}"
         for part in (
             self.code,
-            "\x00none" if self.input_data is None else self.input_data,
+            "\x00none" if data is None else str(data),
             json.dumps(self.resources.as_dict(), sort_keys=True),
             self.trustedzone,
             self.node_address.lower(),
         ):
-            data = part.encode("utf-8", "surrogatepass")
-            digest.update(len(data).to_bytes(8, "big"))
-            digest.update(data)
+            encoded = part.encode("utf-8", "surrogatepass")
+            digest.update(len(encoded).to_bytes(8, "big"))
+            digest.update(encoded)
         return digest.hexdigest()
 
 
