@@ -269,16 +269,42 @@ class NodeAgent:
                 self.running.discard(order_id)
                 self.claimed.discard(order_id)
 
-    def _open(self, cid: str) -> str:
-        """Fetch a sealed artefact from the node's IPFS (tried a few times, as the real node does) and open it."""
+    def _fetch(self, cid: str) -> bytes:
+        """Bytes from the node's IPFS (tried a few times, as the real node does); ArtefactUnavailable at last."""
         for attempt in range(max(1, self.config.artefact_read_attempts)):
             try:
-                return open_sealed(self.client.ipfs.cat(cid), self.enclave_key).decode("utf-8")
+                return self.client.ipfs.cat(cid)
             except (StorageError, TransientError):
                 if attempt == self.config.artefact_read_attempts - 1:
                     raise ArtefactUnavailable(f"cannot download files from IPFS: {cid}") from None
                 time.sleep(1.0)
         raise AssertionError("unreachable")
+
+    def _open(self, cid: str) -> str:
+        """Fetch a sealed artefact and open it with the trustedzone's key (the payload is sealed for it)."""
+        return open_sealed(self._fetch(cid), self.enclave_key).decode("utf-8")
+
+    def _check_image(self, order_id: int, image: metadata.ImageMetadata) -> None:
+        """What the node checks of the image metadata before it runs anything: the trustedzone it names is in the
+        registry, and the image and compose file the request names (the trustedzone's own, or a securelock's)
+        can be pulled from IPFS. ArtefactUnavailable otherwise: the order is given up."""
+        registry = self.client.image_registry.functions
+        zone = registry.getLatestTrustedZoneImageCertPublicKey(image.trustedzone, metadata.VERSION).call()
+        if not zone[0] or not zone[1]:
+            raise ArtefactUnavailable(f"trustedzone {image.trustedzone!r} is not in the image registry")
+        for cid in (image.image_cid, image.compose_cid):
+            if not cid:
+                raise ArtefactUnavailable("the image metadata names no image or no compose file")
+            self._fetch(cid)
+        own = (image.image_cid, image.compose_cid) == (zone[0], zone[2])
+        log.info(
+            "order %s runs %s image %s (compose %s) in trustedzone %s",
+            order_id,
+            "the trustedzone's" if own else "a securelock",
+            image.image_cid,
+            image.compose_cid,
+            image.trustedzone,
+        )
 
     def process(self, order_id: int) -> None:
         order = self.client.get_order(order_id)
@@ -286,6 +312,7 @@ class NodeAgent:
         request = self.protocol.functions._getDORequest(order.do_request_id).call()
         image = metadata.parse_image_metadata(m1)
         code_meta, input_meta = metadata.parse_artefact_metadata(m2), metadata.parse_artefact_metadata(m3)
+        self._check_image(order_id, image)
         challenge = self._open(image.challenge_cid)
         control = self.control()
         if control.delay_seconds:

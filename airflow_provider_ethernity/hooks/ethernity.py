@@ -32,6 +32,7 @@ EXTRA_FIELDS = (
     "ipfs_api_url",
     "ipfs_token",
     "trustedzone",
+    "securelock",
     "protocol_address",
     "token_address",
     "image_registry_address",
@@ -134,9 +135,10 @@ class EthernityHook(BaseHook):
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> SubmittedTask:
         """Seal and upload code and input, then place the DO request (after every check that can fail)."""
-        return self.client.submit_task(code, input_data, resources, trustedzone, node_address)
+        return self.client.submit_task(code, input_data, resources, trustedzone, node_address, securelock)
 
     def task_spec(
         self,
@@ -145,9 +147,11 @@ class EthernityHook(BaseHook):
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> TaskSpec:
-        """Validated task parameters (errors name the field) and the fingerprint a retry re-attaches by."""
-        return self.client.task_spec(code, input_data, resources, trustedzone, node_address)
+        """Validated task parameters (errors name the field) and the fingerprint a retry re-attaches by.
+        ``trustedzone`` and ``securelock`` default to the connection's."""
+        return self.client.task_spec(code, input_data, resources, trustedzone, node_address, securelock)
 
     def lifecycle(
         self,
@@ -256,6 +260,7 @@ class EthernityHook(BaseHook):
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
         *,
         timeout: float | None = None,
         order_wait_timeout: float = 1800.0,
@@ -269,6 +274,7 @@ class EthernityHook(BaseHook):
             resources,
             trustedzone,
             node_address,
+            securelock,
             timeout=timeout,
             order_wait_timeout=order_wait_timeout,
             max_resubmits=max_resubmits,

@@ -28,6 +28,7 @@ from airflow_provider_ethernity.protocol.errors import (
 )
 from airflow_provider_ethernity.protocol.metadata import normalize_node_address
 from airflow_provider_ethernity.protocol.resources import Resources
+from airflow_provider_ethernity.protocol.settings import image_name
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -56,8 +57,8 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
     Exactly once: the submission is recorded in ``task_state_store`` before anything is spent (the signed
     transaction first, then the DO request), so a retry, a resumed deferral or a killed worker continues the
     request already paid for; a superseded try cannot write its state and stops before spending. A retry
-    re-attaches only when code, input, resources, trustedzone and node are unchanged (their fingerprint): a
-    fixed or changed task submits anew. A task error fails the task without Airflow retries
+    re-attaches only when code, input, resources, trustedzone, node and securelock are unchanged (their
+    fingerprint): a fixed or changed task submits anew. A task error fails the task without Airflow retries
     (:class:`EthernityTaskFailed`).
 
     :param code: Python source run in the enclave (templated; a path ending in ``.py`` is read and rendered).
@@ -66,7 +67,11 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
     :param resources: dict of ``taskPrice``, ``cpu``, ``memory``, ``storage``, ``bandwidth``, ``duration``,
         ``validators`` (templated, as the attribute ``task_resources``). Missing keys take the runner's defaults;
         validated before any transaction.
-    :param trustedzone: trustedzone image name (default: the connection's, then the network's).
+    :param trustedzone: trustedzone image name (default: the connection's, then the network's). An ``-unsafe``
+        trustedzone runs only on an ``-unsafe`` network, which runs no other (checked before anything is sent).
+    :param securelock: image registry name of a dApp image (securelock) to run inside the trustedzone (templated;
+        default: the connection's). The request names its image and compose file; the payload is sealed for the
+        trustedzone. An unknown name fails before any transaction.
     :param node_address: pin the task to this node (``0x…``); the order then needs no approval.
     :param ethernity_conn_id: the ``ethernity`` connection.
     :param wait_for_completion: wait for the result (default). If False, return after the order is approved
@@ -96,6 +101,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         "result_path",
         "task_resources",
         "trustedzone",
+        "securelock",
         "node_address",
     )
     template_ext: Sequence[str] = (".py",)
@@ -110,6 +116,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         input_data: Any = None,
         resources: dict[str, Any] | str | None = None,
         trustedzone: str | None = None,
+        securelock: str | None = None,
         node_address: str | None = None,
         ethernity_conn_id: str = EthernityHook.default_conn_name,
         wait_for_completion: bool = True,
@@ -130,6 +137,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         # ``BaseOperator.resources`` is Airflow's own (executor resources): ours live under another name.
         self.task_resources = resources
         self.trustedzone = trustedzone
+        self.securelock = securelock
         self.node_address = node_address
         self.ethernity_conn_id = ethernity_conn_id
         self.wait_for_completion = wait_for_completion
@@ -153,6 +161,9 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
             Resources.from_value(resources)  # fail at DAG parse time; templated strings are checked in execute
         if node_address and not _is_template(node_address):
             normalize_node_address(node_address)
+        for name, value in (("trustedzone", trustedzone), ("securelock", securelock)):
+            if value and not _is_template(value):  # a malformed name fails at parse time; templated ones in execute
+                image_name(name, value)
 
     # ------------------------------------------------------------------ helpers
     @cached_property
@@ -197,7 +208,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         node = normalize_node_address(self.node_address) or None
         self._warn_native_rendering()
         input_text = read_input(self.hook, self.input_path) if self.input_path else _encode_input(self.input_data)
-        return self.hook.task_spec(code, input_text, spec, self.trustedzone, node)
+        return self.hook.task_spec(code, input_text, spec, self.trustedzone, node, self.securelock)
 
     def _warn_native_rendering(self) -> None:
         warn_native_rendering(self, self.input_data)
