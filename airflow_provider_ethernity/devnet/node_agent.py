@@ -285,26 +285,16 @@ class NodeAgent:
         return open_sealed(self._fetch(cid), self.enclave_key).decode("utf-8")
 
     def _check_image(self, order_id: int, image: metadata.ImageMetadata) -> None:
-        """What the node checks of the image metadata before it runs anything: the trustedzone it names is in the
-        registry, and the image and compose file the request names (the trustedzone's own, or a securelock's)
-        can be pulled from IPFS. ArtefactUnavailable otherwise: the order is given up."""
-        registry = self.client.image_registry.functions
-        zone = registry.getLatestTrustedZoneImageCertPublicKey(image.trustedzone, metadata.VERSION).call()
-        if not zone[0] or not zone[1]:
-            raise ArtefactUnavailable(f"trustedzone {image.trustedzone!r} is not in the image registry")
+        """Before running: the trustedzone named is registered, and the image and compose file named (the
+        trustedzone's own or a securelock's) can be pulled from IPFS; ArtefactUnavailable (order given up) if not."""
+        zone = self.client.image_registry.functions.getLatestTrustedZoneImageCertPublicKey(image.trustedzone, "v3")
+        image_cid, cert, compose_cid = zone.call()
+        if not (image_cid and cert and image.image_cid and image.compose_cid):
+            raise ArtefactUnavailable(f"trustedzone {image.trustedzone!r} is not registered, or no image is named")
         for cid in (image.image_cid, image.compose_cid):
-            if not cid:
-                raise ArtefactUnavailable("the image metadata names no image or no compose file")
             self._fetch(cid)
-        own = (image.image_cid, image.compose_cid) == (zone[0], zone[2])
-        log.info(
-            "order %s runs %s image %s (compose %s) in trustedzone %s",
-            order_id,
-            "the trustedzone's" if own else "a securelock",
-            image.image_cid,
-            image.compose_cid,
-            image.trustedzone,
-        )
+        kind = "its own" if (image.image_cid, image.compose_cid) == (image_cid, compose_cid) else "a securelock"
+        log.info("order %s: trustedzone %s runs %s image %s", order_id, image.trustedzone, kind, image.image_cid)
 
     def process(self, order_id: int) -> None:
         order = self.client.get_order(order_id)
