@@ -34,6 +34,7 @@ EXTRA_FIELDS = (
     "ipfs_api_url",
     "ipfs_token",
     "trustedzone",
+    "securelock",
     "protocol_address",
     "token_address",
     "image_registry_address",
@@ -136,9 +137,10 @@ class EthernityHook(BaseHook):
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> SubmittedTask:
         """Seal and upload code and input, then place the DO request (after every check that can fail)."""
-        return self.client.submit_task(code, input_data, resources, trustedzone, node_address)
+        return self.client.submit_task(code, input_data, resources, trustedzone, node_address, securelock)
 
     def task_spec(
         self,
@@ -147,9 +149,11 @@ class EthernityHook(BaseHook):
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> TaskSpec:
-        """Validated task parameters (errors name the field) and the fingerprint a retry re-attaches by."""
-        return self.client.task_spec(code, input_data, resources, trustedzone, node_address)
+        """Validated task parameters (errors name the field) and the fingerprint a retry re-attaches by.
+        ``trustedzone`` and ``securelock`` default to the connection's."""
+        return self.client.task_spec(code, input_data, resources, trustedzone, node_address, securelock)
 
     def lifecycle(
         self,
@@ -296,6 +300,7 @@ class EthernityHook(BaseHook):
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
         *,
         timeout: float | None = None,
         order_wait_timeout: float = 1800.0,
@@ -309,6 +314,7 @@ class EthernityHook(BaseHook):
             resources,
             trustedzone,
             node_address,
+            securelock,
             timeout=timeout,
             order_wait_timeout=order_wait_timeout,
             max_resubmits=max_resubmits,

@@ -21,8 +21,10 @@ from airflow_provider_ethernity.protocol.errors import ChainError, Configuration
 from airflow_provider_ethernity.protocol.events import RequestStatus
 from airflow_provider_ethernity.protocol.input_file import InputFile
 from airflow_provider_ethernity.protocol.inputs import validate_code, validate_input_data
+from airflow_provider_ethernity.protocol.networks import check_trustedzone_pairing
 from airflow_provider_ethernity.protocol.orders import OrderReads
 from airflow_provider_ethernity.protocol.resources import Resources
+from airflow_provider_ethernity.protocol.settings import image_name
 from airflow_provider_ethernity.protocol.storage import IntakeUploads, require_reachable_storage
 from airflow_provider_ethernity.protocol.submission import TaskSpec
 from airflow_provider_ethernity.protocol.transactions import SignedTx
@@ -65,14 +67,25 @@ class RequestClient(OrderReads):
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> TaskSpec:
-        """Validate a task's parameters (errors name the field) into the spec its fingerprint covers."""
+        """Validate a task's parameters (errors name the field) into the spec its fingerprint covers.
+
+        ``trustedzone`` and ``securelock`` default to the connection's; the trustedzone must pair with the
+        network (the runner's -unsafe rule). A securelock equal to the trustedzone is the trustedzone's own image.
+        """
+        zone = image_name("trustedzone", trustedzone) or self.settings.trustedzone or ""
+        if not zone:
+            raise ConfigurationError("trustedzone is not set (connection field or operator parameter)")
+        check_trustedzone_pairing(self.network, zone)
+        lock = image_name("securelock", securelock) or self.settings.securelock or ""
         return TaskSpec(
             code=validate_code(code),
             input_data=validate_input_data(input_data, self.settings.max_input_bytes),
             resources=Resources.from_value(resources),
-            trustedzone=trustedzone or self.settings.trustedzone or "",
+            trustedzone=zone,
             node_address=metadata.normalize_node_address(node_address),
+            securelock="" if lock == zone else lock,
         )
 
     def prepare_submission(self, spec: TaskSpec) -> EnclaveDetails:
@@ -81,7 +94,7 @@ class RequestClient(OrderReads):
         require_reachable_storage(self.settings)  # a private IPFS no node can read fails before paying
         if not self._chain_verified:
             self.verify_chain()
-        return self.preflight(spec.resources, spec.trustedzone, spec.node_address)
+        return self.preflight(spec.resources, spec.trustedzone, spec.node_address, spec.securelock)
 
     def ensure_allowance(self, amount_wei: int, record: Callable[[SignedTx], None] | None = None) -> str | None:
         """Approve the protocol to take ``amount_wei`` when a separate token needs it; returns the tx hash.

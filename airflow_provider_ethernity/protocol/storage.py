@@ -13,11 +13,13 @@ node's side after the escrow is paid ("cannot download files from IPFS"). So, de
   official runner 0.5.26 does (403 "does not name this cid" retried: the intake may not see the request yet);
 * otherwise: :class:`~.errors.ConfigurationError` before any transaction.
 
-Results (:func:`read_result_blob`): the IPFS API's ``cat``, then the gateway, again and again until
-``result_read_seconds`` (default 120) after the close was seen: a real node records the result CID on chain and
-pins the bytes in the background. Our API unreachable is our side (:class:`~.errors.StorageError`, no
-resubmit); the API answering "not found" until the window ends is the operator's fault
-(:class:`~.errors.OperatorFaultError`: the lifecycle resubmits), the runner's rule.
+Results (:func:`read_result_blob`): the IPFS API's ``cat``, then the gateway, again and again (every
+:data:`RESULT_READ_PAUSE` seconds at most) until ``result_read_seconds`` (default 120) after the close was seen: a
+real node records the result CID on chain and pins the bytes in the background. With a private API
+(``ipfs_public`` false) the gateway is asked first: the node pins on the public network, which the gateway
+serves, while a private Kubo may spend its whole timeout searching for the bytes. Our API unreachable is our
+side (:class:`~.errors.StorageError`, no resubmit); the API answering "not found" until the window ends is the
+operator's fault (:class:`~.errors.OperatorFaultError`: the lifecycle resubmits), the runner's rule.
 """
 
 from __future__ import annotations
@@ -193,6 +195,12 @@ def _gateway_read(
     return sink
 
 
+#: Longest pause between two reads of a result not readable yet. The runner pauses a block time (5 s on
+#: bloxberg); the bytes appear when the node's background pin ends, not at a block, and a read is one cheap
+#: HTTP request, so a shorter pause delivers a late-pinned result seconds earlier.
+RESULT_READ_PAUSE = 2.0
+
+
 def read_result_blob(
     client: ClientConnection,
     order_id: int,
@@ -213,16 +221,22 @@ def read_result_blob(
     settings = client.settings
     window = max(settings.result_read_seconds, (read_until - time.time()) if read_until else 0.0)
     deadline = time.monotonic() + window
-    pause = min(5.0, max(0.5, client.network.block_time))
+    pause = min(RESULT_READ_PAUSE, max(0.5, client.network.block_time))
+    gateway_first = not settings.ipfs_public and bool(settings.ipfs_gateway_url)
     tries = 0
     while True:
         tries += 1
+        if gateway_first:
+            timeout = min(60.0, settings.ipfs_timeout)
+            blob = _gateway_read(settings.ipfs_gateway_url or "", cid, timeout, max_bytes, sink_factory)
+            if blob is not None:
+                return blob
         if settings.ipfs_api_url:
             try:
                 return client.ipfs.cat_into(cid, sink_factory, max_bytes=max_bytes)
             except ContentNotFoundError:
                 pass  # the API answers: the bytes are not there (yet)
-        if settings.ipfs_gateway_url:
+        if settings.ipfs_gateway_url and not gateway_first:
             timeout = min(60.0, settings.ipfs_timeout)
             blob = _gateway_read(settings.ipfs_gateway_url, cid, timeout, max_bytes, sink_factory)
             if blob is not None:

@@ -49,9 +49,15 @@ class TaskSpec:
     resources: Resources
     trustedzone: str
     node_address: str
+    #: The dApp image run inside the trustedzone ("": the trustedzone's own image; a securelock equal to the
+    #: trustedzone is stored as "", the same task).
+    securelock: str = ""
 
     def fingerprint(self) -> str:
-        """sha256 over code, input, resources, trustedzone and node: a changed task never re-attaches."""
+        """sha256 over code, input, resources, trustedzone, node and securelock: a changed task never re-attaches.
+
+        The securelock is a part only when set, so the fingerprint of a task without one is what it was before
+        securelocks existed (a retry after an upgrade still re-attaches to its paid request)."""
         digest = hashlib.sha256()
         data = self.input_data
         if isinstance(data, InputFile):  # a staged input by its hash (the same file: the same task)
@@ -62,6 +68,7 @@ class TaskSpec:
             json.dumps(self.resources.as_dict(), sort_keys=True),
             self.trustedzone,
             self.node_address.lower(),
+            *((f"securelock:{self.securelock}",) if self.securelock else ()),
         ):
             encoded = part.encode("utf-8", "surrogatepass")
             digest.update(len(encoded).to_bytes(8, "big"))

@@ -195,6 +195,7 @@ class FakeClient:
         resources: Any = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> TaskSpec:
         return TaskSpec(
             code=code,
@@ -202,6 +203,7 @@ class FakeClient:
             resources=Resources.from_value(resources),
             trustedzone=trustedzone or "etny-pynithy-testnet",
             node_address=normalize_node_address(node_address),
+            securelock=securelock or "",
         )
 
     def prepare_submission(self, spec: TaskSpec) -> str:
