@@ -52,6 +52,13 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Image registry name of the enclave; defaults to the network's (e.g. etny-pynithy-testnet).",
         "schema": {"type": ["string", "null"]},
     },
+    "securelock": {
+        "label": "Default securelock image",
+        "description": "Image registry name of a dApp image (securelock) to run inside the trustedzone; its "
+        "image and compose file go into the request, the payload is sealed for the trustedzone. Empty: the "
+        "trustedzone's own image.",
+        "schema": {"type": ["string", "null"]},
+    },
     "protocol_address": {
         "label": "Protocol contract address",
         "description": "Required for devnet/custom; optional override otherwise.",

@@ -1,7 +1,9 @@
-"""``python -m benchmarks [--smoke] [--only NAME ...] [--json PATH]``: run the benchmarks, print the table.
+"""``python -m benchmarks [--smoke] [--only NAME ...] [--profile NAME] [--json PATH]``: run the benchmarks.
 
 Starts what it needs (a devnet with a block per transaction, and one with 1 s blocks, each in a temp dir)
-and stops every process it started. Exit status 1 when a goal is missed or a benchmark failed.
+and stops every process it started. With ``--profile bloxberg|polygon`` every devnet benchmark runs on one
+devnet of that profile instead (its block time, gas and token model, public IPFS, intake, chain front).
+Exit status 1 when a goal is missed or a benchmark failed.
 """
 
 from __future__ import annotations
@@ -72,8 +74,12 @@ def _runner(name: str) -> Callable[..., Any]:
     return module.run
 
 
-def run_selected(names: list[str], smoke: bool, log: Callable[[str], None] = print) -> tuple[list[Any], dict]:
-    """Run ``names`` (in table order), grouping those that share a devnet; returns (figures, timings)."""
+def run_selected(
+    names: list[str], smoke: bool, log: Callable[[str], None] = print, profile: str = "default"
+) -> tuple[list[Any], dict]:
+    """Run ``names`` (in table order), grouping those that share a devnet; returns (figures, timings).
+
+    ``profile`` other than ``default``: the devnet benchmarks share one devnet of that profile."""
     from benchmarks.common import devnet
     from benchmarks.table import Figure
 
@@ -95,6 +101,14 @@ def run_selected(names: list[str], smoke: bool, log: Callable[[str], None] = pri
     for name in ordered:
         if BENCHMARKS[name] == "none":
             one(name)
+    if profile != "default":
+        group = [n for n in ordered if BENCHMARKS[n] != "none"]
+        if group:
+            log(f"== starting a devnet of profile {profile}")
+            with devnet(profile=profile) as net:
+                for name in group:
+                    one(name, net)
+        return figures, timings
     for block_time in (None, 1.0):
         group = [n for n in ordered if BENCHMARKS[n] == block_time]
         if not group:
@@ -110,7 +124,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny configurations (what CI runs; not distributed)")
     parser.add_argument("--only", nargs="+", choices=list(BENCHMARKS), help="run only these benchmarks")
-    parser.add_argument("--json", type=Path, default=None, help=f"where to write the results (default {DEFAULT_JSON})")
+    parser.add_argument(
+        "--profile",
+        default="default",
+        choices=["default", "bloxberg", "polygon"],
+        help="devnet profile the devnet benchmarks run on (default: the fast devnets)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None,
+        help=f"where to write the results (default {DEFAULT_JSON}, latest-<profile>.json for a profile)",
+    )  # fmt: skip
     parser.add_argument("--verbose", action="store_true", help="keep the provider's INFO logs")
     args = parser.parse_args(argv)
     if args.verbose:
@@ -123,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or [name for name in BENCHMARKS if not (args.smoke and name in NOT_IN_SMOKE)]
     started = time.perf_counter()
     load_before = os.getloadavg()
-    figures, timings = run_selected(names, args.smoke)
+    figures, timings = run_selected(names, args.smoke, profile=args.profile)
     total = time.perf_counter() - started
     print()
     print(render(figures))
@@ -132,9 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{len(figures)} figures in {total:.0f} s on {info['cores']} cores ({info['cpu_model']}), "
         f"{info['ram_gib']} GiB RAM; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}"
     )
-    path = args.json or (DEFAULT_JSON if not args.smoke else Path(tempfile.gettempdir()) / "etny-bench-smoke.json")
+    default_json = DEFAULT_JSON if args.profile == "default" else DEFAULT_JSON.with_name(f"latest-{args.profile}.json")
+    path = args.json or (default_json if not args.smoke else Path(tempfile.gettempdir()) / "etny-bench-smoke.json")
     write_json(path, figures, {"smoke": args.smoke, "seconds": round(total, 1), "timings": timings,
-                               "load_average_before": load_before, "benchmarks": names})  # fmt: skip
+                               "load_average_before": load_before, "benchmarks": names,
+                               "profile": args.profile})  # fmt: skip
     print(f"results written to {path}")
     return 1 if any(f.met is False for f in figures) else 0
 

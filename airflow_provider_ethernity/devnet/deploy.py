@@ -76,7 +76,8 @@ def register_image(
     cert_pem: str,
     compose_hash: str,
 ) -> None:
-    """Publish a trustedzone image and its enclave certificate (what the registry's v3 lookup returns)."""
+    """Publish an image (a trustedzone, or a dApp image run in one) with its enclave certificate and compose file:
+    what the registry's v3 lookups return."""
     send(
         w3,
         key,

@@ -46,6 +46,9 @@ __all__ = ["CONNECTION_FILE", "STATE_FILE", "Devnet", "DevnetState", "connection
 log = logging.getLogger("ethernity.devnet")
 
 TRUSTEDZONE = "etny-pynithy-devnet"
+#: A dApp image (securelock) published in the registry beside the trustedzone: run it with ``securelock=SECURELOCK``
+#: (the request names its image and compose file; the payload is still sealed for the trustedzone).
+SECURELOCK = "etny-devnet-dapp"
 CHAIN_ID = 31337
 REQUESTER_KEY_FILE = "requester.key"
 #: anvil's well-known development keys #0 and #2 (public, from its test mnemonic; devnet only).
@@ -135,15 +138,24 @@ class Devnet:
             key_file.chmod(0o600)
             image = b"ethernity devnet enclave image (the node agent plays the enclave)"
             compose = b"services: {etny-securelock: {image: devnet}}\n"
+            dapp_image = b"ethernity devnet dApp image (a securelock the node agent runs in the trustedzone)"
+            dapp_compose = b"services: {etny-securelock: {image: devnet-dapp}}\n"
             ipfs = IpfsClient(self._ipfs.api_url, self.ipfs_token)
-            image_cid, compose_cid = ipfs.add(image), ipfs.add(compose)
+            cids = [ipfs.add(blob) for blob in (image, compose, dapp_image, dapp_compose)]
             ipfs.close()
             if self._public_ipfs is not None:  # published images are on the public network
                 public = IpfsClient(self._public_ipfs.api_url)
-                public.add(image), public.add(compose)
+                for blob in (image, compose, dapp_image, dapp_compose):
+                    public.add(blob)
                 public.close()
             deploy.register_image(
-                w3, contracts.image_registry, DEPLOYER_KEY, TRUSTEDZONE, "v3", image_cid, certificate, compose_cid
+                w3, contracts.image_registry, DEPLOYER_KEY, TRUSTEDZONE, "v3", cids[0], certificate, cids[1]
+            )
+            # the dApp's own certificate is registered with it, as a published securelock's is; requests that
+            # run it are still sealed for the trustedzone's certificate (the registry lookup of the runner)
+            _dapp_key, dapp_certificate = make_enclave_identity(SECURELOCK)
+            deploy.register_image(
+                w3, contracts.image_registry, DEPLOYER_KEY, SECURELOCK, "v3", cids[2], dapp_certificate, cids[3]
             )
 
             requester = Account.from_key(self._requester_key())
@@ -204,6 +216,7 @@ class Devnet:
                 token_address=contracts.token,
                 image_registry_address=contracts.image_registry,
                 trustedzone=TRUSTEDZONE,
+                securelock=SECURELOCK,
                 requester_address=requester.address,
                 node_address=node_address,
                 started_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -269,16 +269,32 @@ class NodeAgent:
                 self.running.discard(order_id)
                 self.claimed.discard(order_id)
 
-    def _open(self, cid: str) -> str:
-        """Fetch a sealed artefact from the node's IPFS (tried a few times, as the real node does) and open it."""
+    def _fetch(self, cid: str) -> bytes:
+        """Bytes from the node's IPFS (tried a few times, as the real node does); ArtefactUnavailable at last."""
         for attempt in range(max(1, self.config.artefact_read_attempts)):
             try:
-                return open_sealed(self.client.ipfs.cat(cid), self.enclave_key).decode("utf-8")
+                return self.client.ipfs.cat(cid)
             except (StorageError, TransientError):
                 if attempt == self.config.artefact_read_attempts - 1:
                     raise ArtefactUnavailable(f"cannot download files from IPFS: {cid}") from None
                 time.sleep(1.0)
         raise AssertionError("unreachable")
+
+    def _open(self, cid: str) -> str:
+        """Fetch a sealed artefact and open it with the trustedzone's key (the payload is sealed for it)."""
+        return open_sealed(self._fetch(cid), self.enclave_key).decode("utf-8")
+
+    def _check_image(self, order_id: int, image: metadata.ImageMetadata) -> None:
+        """Before running: the trustedzone named is registered, and the image and compose file named (the
+        trustedzone's own or a securelock's) can be pulled from IPFS; ArtefactUnavailable (order given up) if not."""
+        zone = self.client.image_registry.functions.getLatestTrustedZoneImageCertPublicKey(image.trustedzone, "v3")
+        image_cid, cert, compose_cid = zone.call()
+        if not (image_cid and cert and image.image_cid and image.compose_cid):
+            raise ArtefactUnavailable(f"trustedzone {image.trustedzone!r} is not registered, or no image is named")
+        for cid in (image.image_cid, image.compose_cid):
+            self._fetch(cid)
+        kind = "its own" if (image.image_cid, image.compose_cid) == (image_cid, compose_cid) else "a securelock"
+        log.info("order %s: trustedzone %s runs %s image %s", order_id, image.trustedzone, kind, image.image_cid)
 
     def process(self, order_id: int) -> None:
         order = self.client.get_order(order_id)
@@ -286,6 +302,7 @@ class NodeAgent:
         request = self.protocol.functions._getDORequest(order.do_request_id).call()
         image = metadata.parse_image_metadata(m1)
         code_meta, input_meta = metadata.parse_artefact_metadata(m2), metadata.parse_artefact_metadata(m3)
+        self._check_image(order_id, image)
         challenge = self._open(image.challenge_cid)
         control = self.control()
         if control.delay_seconds:

@@ -90,6 +90,8 @@ class DevnetState:
     ipfs_public: bool | None = None
     ipfs_intake_url: str | None = None
     ipfs_gateway_url: str | None = None
+    #: The dApp image (securelock) published in the registry beside the trustedzone (``securelock=`` of a task).
+    securelock: str | None = None
 
     @property
     def pids(self) -> dict[str, int]:

@@ -8,6 +8,7 @@ own wallet of the pool, chosen deterministically (see :mod:`airflow_provider_eth
 
 from __future__ import annotations
 
+import contextlib
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +21,11 @@ from airflow_provider_ethernity.protocol.settings import STORAGE_EXTRA_FIELDS, C
 if TYPE_CHECKING:  # the client and reader modules load when a task runs, not when a DAG file is parsed
     from airflow_provider_ethernity.protocol.client import EthernityClient, Order, SubmittedTask
     from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatus
+    from airflow_provider_ethernity.protocol.input_file import InputFile
     from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
     from airflow_provider_ethernity.protocol.reclaim import ReclaimReport
     from airflow_provider_ethernity.protocol.resources import Resources
-    from airflow_provider_ethernity.protocol.results import TaskResult
+    from airflow_provider_ethernity.protocol.results import StoredResult, TaskResult
     from airflow_provider_ethernity.protocol.submission import SubmissionStore, TaskSpec
     from airflow_provider_ethernity.protocol.watcher import OrderEventWatcher
 
@@ -34,6 +36,7 @@ EXTRA_FIELDS = (
     "ipfs_api_url",
     "ipfs_token",
     "trustedzone",
+    "securelock",
     "protocol_address",
     "token_address",
     "image_registry_address",
@@ -161,20 +164,23 @@ class EthernityHook(BaseHook):
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> SubmittedTask:
         """Seal and upload code and input, then place the DO request (after every check that can fail)."""
-        return self.client.submit_task(code, input_data, resources, trustedzone, node_address)
+        return self.client.submit_task(code, input_data, resources, trustedzone, node_address, securelock)
 
     def task_spec(
         self,
         code: str,
-        input_data: str | None = None,
+        input_data: str | InputFile | None = None,
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> TaskSpec:
-        """Validated task parameters (errors name the field) and the fingerprint a retry re-attaches by."""
-        return self.client.task_spec(code, input_data, resources, trustedzone, node_address)
+        """Validated task parameters (errors name the field) and the fingerprint a retry re-attaches by.
+        ``trustedzone`` and ``securelock`` default to the connection's."""
+        return self.client.task_spec(code, input_data, resources, trustedzone, node_address, securelock)
 
     def lifecycle(
         self,
@@ -236,16 +242,30 @@ class EthernityHook(BaseHook):
 
     def fetch_result(self, reference: dict[str, Any]) -> TaskResult:
         """The verified, decrypted result a ``result_mode="reference"`` task returned the reference of."""
-        try:
-            order_id, salt = int(reference["order_id"]), str(reference["challenge_salt"])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(
-                f"not an Ethernity result reference (order_id and challenge_salt needed): {reference!r}"
-            ) from None
-        result = self.get_result(order_id, challenge_salt=salt)
-        if reference.get("result_cid") and reference["result_cid"] != result.result_cid:
-            raise ValueError(f"order {order_id}'s result is {result.result_cid}, not {reference['result_cid']}")
-        return result
+        from airflow_provider_ethernity.protocol.results import matching_reference, reference_ids
+
+        order_id, salt = reference_ids(reference)
+        return matching_reference(reference, self.get_result(order_id, challenge_salt=salt))
+
+    def write_result(self, reference: dict[str, Any], destination: Any) -> StoredResult:
+        """:meth:`fetch_result`, streamed into ``destination`` (an ``ObjectStoragePath`` or URI): the result is
+        decrypted into a private temporary file while it downloads and written to ``destination`` once it is
+        verified; it is never held in memory. A failed task writes nothing (``success=False``, ``text``)."""
+        from airflow_provider_ethernity.protocol.results import matching_reference, reference_ids
+
+        order_id, salt = reference_ids(reference)
+        path = self.result_destination(destination)
+        return matching_reference(reference, self.client.write_result(order_id, path, challenge_salt=salt))
+
+    @staticmethod
+    def result_destination(destination: Any) -> Any:
+        """``destination`` as an ``ObjectStoragePath``, its folder created (object stores have none to make)."""
+        from airflow.sdk import ObjectStoragePath
+
+        path = destination if isinstance(destination, ObjectStoragePath) else ObjectStoragePath(str(destination))
+        with contextlib.suppress(NotImplementedError, PermissionError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def read_ipfs(self, cid: str, max_bytes: int | None = None) -> bytes:
         """Content of ``cid`` from the connection's IPFS API (streamed into one buffer; bounded by ``max_bytes``,
@@ -257,6 +277,30 @@ class EthernityHook(BaseHook):
 
         limit = self.settings.max_input_bytes if max_bytes is None else max_bytes
         return bytes(self.client.ipfs.cat_into(cid, _Buffer, max_bytes=limit))
+
+    def stage_input(self, input_path: Any) -> InputFile:
+        """The input dataset at ``input_path`` (``ipfs://<CID>`` through the connection's IPFS API, anything else
+        an ``ObjectStoragePath``), copied piece by piece into a private temporary file and checked (UTF-8, not
+        empty, at most ``max_input_mb``) on the way: it is never held in memory. The sealing step reads the
+        file; remove it with ``InputFile.discard()`` once the task was submitted."""
+        from airflow_provider_ethernity.protocol.input_file import InputStager, stage_from_ipfs
+
+        uri, limit = str(input_path), self.settings.max_input_bytes
+        if uri.startswith("ipfs://"):
+            cid = uri.removeprefix("ipfs://").strip("/")
+            if not cid:
+                raise ValueError(f"input_path={uri!r} names no CID: allowed ipfs://<CID>")
+            return stage_from_ipfs(self.client.ipfs, cid, limit, uri)
+        from airflow.sdk import ObjectStoragePath
+
+        path = input_path if isinstance(input_path, ObjectStoragePath) else ObjectStoragePath(uri)
+        if not path.exists():
+            raise FileNotFoundError(f"input_path={uri!r} does not exist")
+        target = InputStager(limit, uri)
+        with path.open("rb") as fh:
+            while piece := fh.read(1 << 20):
+                target.write(piece)
+        return target.finish()
 
     def get_input_cid(self, do_request_id: int) -> str | None:
         """The CID of a DO request's sealed input dataset (from its metadata on chain), None without input."""
@@ -283,6 +327,7 @@ class EthernityHook(BaseHook):
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
         *,
         timeout: float | None = None,
         order_wait_timeout: float = 1800.0,
@@ -296,6 +341,7 @@ class EthernityHook(BaseHook):
             resources,
             trustedzone,
             node_address,
+            securelock,
             timeout=timeout,
             order_wait_timeout=order_wait_timeout,
             max_resubmits=max_resubmits,

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_ethernity.hooks.ethernity import EthernityHook
-    from airflow_provider_ethernity.protocol.results import TaskResult
+    from airflow_provider_ethernity.protocol.results import StoredResult, TaskResult
     from airflow_provider_ethernity.protocol.submission import Submission
 
 
@@ -25,7 +25,7 @@ class ResultAnnouncementMixin:
     _submission: Submission | None
     _result: tuple[str | None, str | None]
 
-    def _announce_result(self, context: Context, sub: Submission, result: TaskResult) -> None:
+    def _announce_result(self, context: Context, sub: Submission, result: TaskResult | StoredResult) -> None:
         """An asset event ``ipfs://<result CID>`` through every ``AssetAlias`` among the outlets."""
         from airflow.sdk import AssetAlias
 

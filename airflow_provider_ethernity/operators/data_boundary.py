@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_ethernity.hooks.ethernity import EthernityHook
-    from airflow_provider_ethernity.protocol.results import TaskResult
+    from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
+    from airflow_provider_ethernity.protocol.results import StoredResult, TaskResult
     from airflow_provider_ethernity.protocol.submission import Submission
 
 RESULT_MODES = ("value", "reference")
@@ -49,28 +49,6 @@ def check_boundary(input_data: Any, input_path: Any, result_path: Any, result_mo
         )
 
 
-def read_input(hook: EthernityHook, input_path: Any) -> str:
-    """The input dataset from ``input_path`` as text: ``ipfs://<CID>`` through the connection's IPFS API,
-    anything else through Airflow's ``ObjectStoragePath``."""
-    uri = str(input_path)
-    if uri.startswith("ipfs://"):
-        cid = uri.removeprefix("ipfs://").strip("/")
-        if not cid:
-            raise ValueError(f"input_path={uri!r} names no CID: allowed ipfs://<CID>")
-        data = hook.read_ipfs(cid)
-    else:
-        from airflow.sdk import ObjectStoragePath
-
-        path = input_path if isinstance(input_path, ObjectStoragePath) else ObjectStoragePath(uri)
-        if not path.exists():
-            raise FileNotFoundError(f"input_path={uri!r} does not exist")
-        data = path.read_bytes()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"input_path={uri!r} is not UTF-8 text (byte {exc.start}): the enclave reads text") from None
-
-
 class DataBoundaryMixin:
     """Result delivery by value, by reference or into storage (see the module docstring)."""
 
@@ -82,19 +60,21 @@ class DataBoundaryMixin:
 
     def _push(self, context: Context, **values: Any) -> None: ...  # provided by the operator
 
-    def _result_value(self, context: Context, sub: Submission, result: TaskResult) -> Any:
-        """What the task returns (its XCom ``return_value``) for a successful result."""
-        if self.result_path is not None:
-            from airflow.sdk import ObjectStoragePath
+    def _fetch_result(self, lifecycle: TaskLifecycle, sub: Submission) -> TaskResult | StoredResult:
+        """The verified result: streamed into ``result_path`` when it is set (never held in memory)."""
+        if self.result_path is None:
+            return lifecycle.fetch_result(sub)
+        from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 
-            path = (
-                self.result_path
-                if isinstance(self.result_path, ObjectStoragePath)
-                else ObjectStoragePath(str(self.result_path))
-            )
-            written = path.write_text(result.text)
-            self.log.info("Result of order %s written to %s (%s characters)", result.order_id, path, written)
-            return {"path": str(path), "result_cid": result.result_cid, "order_id": result.order_id}
+        return lifecycle.write_result(sub, EthernityHook.result_destination(self.result_path))
+
+    def _result_value(self, context: Context, sub: Submission, result: TaskResult | StoredResult) -> Any:
+        """What the task returns (its XCom ``return_value``) for a successful result."""
+        from airflow_provider_ethernity.protocol.results import StoredResult  # not at DAG parse time
+
+        if isinstance(result, StoredResult):
+            self.log.info("Result of order %s written to %s (%s bytes)", result.order_id, result.location, result.size)
+            return {"path": result.location, "result_cid": result.result_cid, "order_id": result.order_id}
         if self.result_mode == "reference":
             return result_reference(sub, result, self.ethernity_conn_id)
         size = len(json.dumps(result.value, default=str))

@@ -16,11 +16,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.links.ethernity import EthernityOrderLink, EthernityRequestLink
 from airflow_provider_ethernity.operators.announce import ResultAnnouncementMixin
-from airflow_provider_ethernity.operators.data_boundary import DataBoundaryMixin, check_boundary, read_input
-from airflow_provider_ethernity.operators.inputs import check_positive as _check_positive
+from airflow_provider_ethernity.operators.data_boundary import DataBoundaryMixin, check_boundary
+from airflow_provider_ethernity.operators.inputs import check_static_parameters, warn_native_rendering
 from airflow_provider_ethernity.operators.inputs import encode_input as _encode_input
-from airflow_provider_ethernity.operators.inputs import is_template as _is_template
-from airflow_provider_ethernity.operators.inputs import warn_native_rendering
 from airflow_provider_ethernity.protocol.errors import (
     OperatorFaultError,
     ResultNotReadyError,
@@ -32,8 +30,9 @@ from airflow_provider_ethernity.protocol.resources import Resources
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_ethernity.protocol.input_file import InputFile
     from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
-    from airflow_provider_ethernity.protocol.results import TaskResult
+    from airflow_provider_ethernity.protocol.results import StoredResult, TaskResult
     from airflow_provider_ethernity.protocol.submission import Submission, SubmissionStore, TaskSpec
 
 #: Key of the submission record in ``task_state_store`` (renaming it breaks in-flight retries).
@@ -56,8 +55,8 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
     Exactly once: the submission is recorded in ``task_state_store`` before anything is spent (the signed
     transaction first, then the DO request), so a retry, a resumed deferral or a killed worker continues the
     request already paid for; a superseded try cannot write its state and stops before spending. A retry
-    re-attaches only when code, input, resources, trustedzone and node are unchanged (their fingerprint): a
-    fixed or changed task submits anew. A task error fails the task without Airflow retries
+    re-attaches only when code, input, resources, trustedzone, node and securelock are unchanged (their
+    fingerprint): a fixed or changed task submits anew. A task error fails the task without Airflow retries
     (:class:`EthernityTaskFailed`).
 
     :param code: Python source run in the enclave (templated; a path ending in ``.py`` is read and rendered).
@@ -66,7 +65,11 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
     :param resources: dict of ``taskPrice``, ``cpu``, ``memory``, ``storage``, ``bandwidth``, ``duration``,
         ``validators`` (templated, as the attribute ``task_resources``). Missing keys take the runner's defaults;
         validated before any transaction.
-    :param trustedzone: trustedzone image name (default: the connection's, then the network's).
+    :param trustedzone: trustedzone image name (default: the connection's, then the network's). An ``-unsafe``
+        trustedzone runs only on an ``-unsafe`` network, which runs no other (checked before anything is sent).
+    :param securelock: image registry name of a dApp image (securelock) to run inside the trustedzone (templated;
+        default: the connection's). The request names its image and compose file; the payload is sealed for the
+        trustedzone. An unknown name fails before any transaction.
     :param node_address: pin the task to this node (``0x…``); the order then needs no approval.
     :param ethernity_conn_id: the ``ethernity`` connection.
     :param wait_for_completion: wait for the result (default). If False, return after the order is approved
@@ -96,6 +99,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         "result_path",
         "task_resources",
         "trustedzone",
+        "securelock",
         "node_address",
     )
     template_ext: Sequence[str] = (".py",)
@@ -110,6 +114,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         input_data: Any = None,
         resources: dict[str, Any] | str | None = None,
         trustedzone: str | None = None,
+        securelock: str | None = None,
         node_address: str | None = None,
         ethernity_conn_id: str = EthernityHook.default_conn_name,
         wait_for_completion: bool = True,
@@ -130,6 +135,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         # ``BaseOperator.resources`` is Airflow's own (executor resources): ours live under another name.
         self.task_resources = resources
         self.trustedzone = trustedzone
+        self.securelock = securelock
         self.node_address = node_address
         self.ethernity_conn_id = ethernity_conn_id
         self.wait_for_completion = wait_for_completion
@@ -143,16 +149,11 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         self.result_mode = result_mode
         self.confidential = confidential
         check_boundary(input_data, input_path, result_path, result_mode, confidential)
-        _check_positive("poll_interval", poll_interval)
-        _check_positive("order_wait_timeout", order_wait_timeout)
-        if completion_timeout is not None:
-            _check_positive("completion_timeout", completion_timeout)
-        if not isinstance(max_resubmits, int) or isinstance(max_resubmits, bool) or not 0 <= max_resubmits <= 10:
-            raise ValueError(f"max_resubmits={max_resubmits!r} is invalid: allowed an integer from 0 to 10")
-        if resources is not None and not isinstance(resources, str):
-            Resources.from_value(resources)  # fail at DAG parse time; templated strings are checked in execute
-        if node_address and not _is_template(node_address):
-            normalize_node_address(node_address)
+        check_static_parameters(
+            poll_interval=poll_interval, order_wait_timeout=order_wait_timeout, completion_timeout=completion_timeout,
+            max_resubmits=max_resubmits, resources=resources, node_address=node_address, trustedzone=trustedzone,
+            securelock=securelock,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ helpers
     @cached_property
@@ -196,8 +197,16 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         spec = Resources.from_value(resources)
         node = normalize_node_address(self.node_address) or None
         self._warn_native_rendering()
-        input_text = read_input(self.hook, self.input_path) if self.input_path else _encode_input(self.input_data)
-        return self.hook.task_spec(code, input_text, spec, self.trustedzone, node)
+        if self.input_path:  # staged in a private temporary file, never held in memory; removed by _discard
+            staged = self._staged_input = self.hook.stage_input(self.input_path)
+            return self.hook.task_spec(code, staged, spec, self.trustedzone, node, self.securelock)
+        return self.hook.task_spec(code, _encode_input(self.input_data), spec, self.trustedzone, node, self.securelock)
+
+    def _discard_staged_input(self) -> None:
+        staged: InputFile | None = getattr(self, "_staged_input", None)
+        if staged is not None:
+            staged.discard()
+            del self._staged_input
 
     def _warn_native_rendering(self) -> None:
         warn_native_rendering(self, self.input_data)
@@ -251,11 +260,14 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
 
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
-        spec = self._spec()
-        lifecycle = self._lifecycle(context)
-        sub = lifecycle.attach_or_submit(spec)
-        self._publish(context, sub)
-        return self._go_on(context, lifecycle, spec, sub)
+        try:
+            spec = self._spec()
+            lifecycle = self._lifecycle(context)
+            sub = lifecycle.attach_or_submit(spec)
+            self._publish(context, sub)
+            return self._go_on(context, lifecycle, spec, sub)
+        finally:  # also when deferring: the input was uploaded; a resumed try stages it again if it resubmits
+            self._discard_staged_input()
 
     def _go_on(self, context: Context, lifecycle: TaskLifecycle, spec: TaskSpec, sub: Submission) -> Any:
         """From wherever the submission is to the result: waiting here, or deferred once to the triggerer."""
@@ -276,7 +288,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
                 return self._approved(sub)
             try:
                 lifecycle.await_completion(sub)
-                return self._deliver(context, sub, lifecycle.fetch_result(sub))
+                return self._deliver(context, sub, self._fetch_result(lifecycle, sub))
             except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait again
                 self.log.warning("%s; waiting again", not_yet)
             except OperatorFaultError as fault:
@@ -311,6 +323,12 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
         """Resumed from :class:`EthernityTaskTrigger`. Works when Airflow drops the resume kwargs: everything
         comes from the task state; a try with no submission record was superseded and stops."""
+        try:
+            return self._resume(context, event)
+        finally:
+            self._discard_staged_input()
+
+    def _resume(self, context: Context, event: dict[str, Any] | None) -> Any:
         from airflow_provider_ethernity.protocol.submission import FencedError
         from airflow_provider_ethernity.triggers.ethernity import TaskEventStatus, validate_event
 
@@ -344,7 +362,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         if not self.wait_for_completion:
             return self._approved(sub)
         try:
-            return self._deliver(context, sub, lifecycle.fetch_result(sub))
+            return self._deliver(context, sub, self._fetch_result(lifecycle, sub))
         except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait for it again
             self.log.warning("%s; waiting again", not_yet)
         except OperatorFaultError as fault:
@@ -356,7 +374,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
     def _approved(sub: Submission) -> dict[str, Any]:
         return {"order_id": sub.order_id, "do_request_id": sub.do_request_id}
 
-    def _deliver(self, context: Context, sub: Submission, result: TaskResult) -> Any:
+    def _deliver(self, context: Context, sub: Submission, result: TaskResult | StoredResult) -> Any:
         self._push(context, result_cid=result.result_cid, task_code_name=result.task_code_name)
         self._result = result.result_cid, result.task_code_name
         self._announce_result(context, sub, result)

@@ -74,3 +74,35 @@ def warn_native_rendering(operator: Any, input_data: Any) -> None:
             text,
             "list" if text.lstrip().startswith("[") else "object",
         )
+
+
+def check_static_parameters(
+    *,
+    poll_interval: Any,
+    order_wait_timeout: Any,
+    completion_timeout: Any,
+    max_resubmits: Any,
+    resources: Any,
+    node_address: Any,
+    trustedzone: Any,
+    securelock: Any,
+) -> None:
+    """The operator's parameters that are not templates, checked at DAG parse time (errors name the parameter
+    and the allowed values); templated ones are checked when the task runs, before anything is sent."""
+    from airflow_provider_ethernity.protocol.metadata import normalize_node_address
+    from airflow_provider_ethernity.protocol.resources import Resources
+    from airflow_provider_ethernity.protocol.settings import image_name
+
+    check_positive("poll_interval", poll_interval)
+    check_positive("order_wait_timeout", order_wait_timeout)
+    if completion_timeout is not None:
+        check_positive("completion_timeout", completion_timeout)
+    if not isinstance(max_resubmits, int) or isinstance(max_resubmits, bool) or not 0 <= max_resubmits <= 10:
+        raise ValueError(f"max_resubmits={max_resubmits!r} is invalid: allowed an integer from 0 to 10")
+    if resources is not None and not isinstance(resources, str):
+        Resources.from_value(resources)
+    if node_address and not is_template(node_address):
+        normalize_node_address(node_address)
+    for name, value in (("trustedzone", trustedzone), ("securelock", securelock)):
+        if value and not is_template(value):
+            image_name(name, value)

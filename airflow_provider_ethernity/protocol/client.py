@@ -23,6 +23,7 @@ from airflow_provider_ethernity.protocol.do_requests import (
     RequestClient,
     SubmittedTask,
 )
+from airflow_provider_ethernity.protocol.input_file import InputFile
 from airflow_provider_ethernity.protocol.orders import ORDER_SCAN_LIMIT, OrderReads
 from airflow_provider_ethernity.protocol.resources import Resources
 from airflow_provider_ethernity.protocol.results import TaskResult
@@ -52,16 +53,17 @@ class EthernityClient(RequestClient, ResultFetcher):
     def submit_task(
         self,
         code: str,
-        input_data: str | None = None,
+        input_data: str | InputFile | None = None,
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> SubmittedTask:
         """Seal and upload the artefacts, then place the DO request (written ahead in a memory store). Validation
         and uploads come first: a bad parameter, missing funds or an unreachable IPFS fail before any send."""
         from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
 
-        spec = self.task_spec(code, input_data, resources, trustedzone, node_address)
+        spec = self.task_spec(code, input_data, resources, trustedzone, node_address, securelock)
         sub = TaskLifecycle(self, MemorySubmissionStore()).submit(spec)
         assert sub.do_request_id is not None and sub.request_tx is not None
         return SubmittedTask(
@@ -82,6 +84,7 @@ class EthernityClient(RequestClient, ResultFetcher):
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
         *,
         timeout: float | None = None,
         order_wait_timeout: float = 1800.0,
@@ -97,7 +100,7 @@ class EthernityClient(RequestClient, ResultFetcher):
         """
         from airflow_provider_ethernity.protocol.lifecycle import DEFAULT_MAX_RESUBMITS, TaskLifecycle
 
-        spec = self.task_spec(code, input_data, resources, trustedzone, node_address)
+        spec = self.task_spec(code, input_data, resources, trustedzone, node_address, securelock)
         lifecycle = TaskLifecycle(
             self,
             MemorySubmissionStore(),

@@ -189,25 +189,52 @@ class ClientConnection:
         call = self.token.functions.allowance(self.address, self.network.protocol_address)
         return int(self._rpc(lambda: call.call(block_identifier=block)))
 
-    def get_enclave(self, trustedzone: str | None = None) -> EnclaveDetails:
-        """Look the trustedzone image up in the image registry (v3)."""
-        name = trustedzone or self.settings.trustedzone
-        if not name:
-            raise ConfigurationError("trustedzone is not set (connection field or operator parameter)")
+    def _registry_row(self, function: str, name: str, field: str) -> tuple[str, str, str]:
+        """One v3 lookup of the image registry (``getLatestTrustedZoneImageCertPublicKey`` or
+        ``getLatestImageVersionPublicKey``): (image CID, certificate PEM, compose CID); EnclaveLookupError naming
+        ``field`` when the call fails."""
         try:
-            enclave = EnclaveDetails.from_row(
-                self._view(self.image_registry.functions.getLatestTrustedZoneImageCertPublicKey(name, metadata.VERSION))
-            )
+            row = self._view(getattr(self.image_registry.functions, function)(name, metadata.VERSION))
         except (TransientError, ConfigurationError):
             raise
         except Exception as exc:
             raise EnclaveLookupError(
-                f"trustedzone={name!r} is not in the image registry {self.network.image_registry_address}: "
+                f"{field}={name!r} is not in the image registry {self.network.image_registry_address}: "
                 f"{describe_rpc_error(exc)}"
             ) from None
-        if not enclave.certificate_pem or not enclave.image_cid:
-            raise EnclaveLookupError(f"trustedzone={name!r} is not in the image registry")
-        return enclave
+        image_cid, certificate_pem, compose_cid = row
+        return str(image_cid), str(certificate_pem), str(compose_cid)
+
+    def get_enclave(self, trustedzone: str | None = None, securelock: str | None = None) -> EnclaveDetails:
+        """Look the enclave up in the image registry (v3), as the official runner does.
+
+        No securelock (or the trustedzone's own name): the trustedzone's latest image, certificate and compose
+        file. A securelock: the certificate stays the trustedzone's (the payload is sealed for it), the image and
+        compose file are the securelock's latest (``getLatestImageVersionPublicKey``). An unknown name fails
+        with an EnclaveLookupError naming the ``trustedzone`` or ``securelock`` field; nothing is sent.
+        """
+        name = trustedzone or self.settings.trustedzone
+        if not name:
+            raise ConfigurationError("trustedzone is not set (connection field or operator parameter)")
+        image_cid, certificate_pem, compose_cid = self._registry_row(
+            "getLatestTrustedZoneImageCertPublicKey", name, "trustedzone"
+        )
+        if not certificate_pem or not image_cid:
+            raise EnclaveLookupError(
+                f"trustedzone={name!r} is not in the image registry {self.network.image_registry_address} "
+                "(no v3 trustedzone image of that name)"
+            )
+        if securelock and securelock != name:
+            image_cid, _cert, compose_cid = self._registry_row(
+                "getLatestImageVersionPublicKey", securelock, "securelock"
+            )
+            if not image_cid:
+                raise EnclaveLookupError(
+                    f"securelock={securelock!r} is not in the image registry {self.network.image_registry_address} "
+                    f"(no v3 image of that name); check the securelock field (operator parameter or connection), "
+                    f"or leave it unset to run the trustedzone {name!r} itself"
+                )
+        return EnclaveDetails(image_cid, certificate_pem, compose_cid)
 
     def is_node(self, node_address: str) -> bool:
         """Whether ``node_address`` has registered as a node (has DP requests), as the official runner checks."""
@@ -215,7 +242,11 @@ class ClientConnection:
         return len(requests) > 0
 
     def preflight(
-        self, resources: Resources, trustedzone: str | None = None, node_address: str | None = None
+        self,
+        resources: Resources,
+        trustedzone: str | None = None,
+        node_address: str | None = None,
+        securelock: str | None = None,
     ) -> EnclaveDetails:
         """Everything checkable before spending: wallet, funds, enclave, pinned node. Sends nothing."""
         _ = self.account
@@ -227,7 +258,7 @@ class ClientConnection:
             )
         if self.gas_balance() == 0:
             raise InsufficientFundsError(f"wallet {self.address} has no native coin to pay for gas")
-        enclave = self.get_enclave(trustedzone)
+        enclave = self.get_enclave(trustedzone, securelock)
         if node_address and not self.is_node(node_address):
             raise ConfigurationError(f"node_address={node_address} is not a registered node (it has no DP request)")
         return enclave

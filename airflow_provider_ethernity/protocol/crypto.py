@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
 from airflow_provider_ethernity.protocol.errors import ConfigurationError, ResultDecryptionError
+from airflow_provider_ethernity.protocol.input_file import InputFile
 
 if TYPE_CHECKING:  # pycryptodome and PyNaCl load on first use: DAG files import this module
     from Crypto.PublicKey import ECC
@@ -39,9 +40,12 @@ STREAM_CHUNK = 1 << 20
 A85_CHUNK = 64 << 10
 
 
-def _utf8_pieces(data: str | bytes | bytearray | memoryview) -> Iterator[bytes | memoryview]:
-    """``data`` as UTF-8 in pieces of about STREAM_CHUNK (a large string is never encoded whole)."""
-    if isinstance(data, str):
+def _utf8_pieces(data: str | bytes | bytearray | memoryview | InputFile) -> Iterator[bytes | memoryview]:
+    """``data`` as UTF-8 in pieces of about STREAM_CHUNK (a large string is never encoded whole, a staged
+    input file never read whole)."""
+    if isinstance(data, InputFile):
+        yield from data.pieces()
+    elif isinstance(data, str):
         for start in range(0, len(data), STREAM_CHUNK):
             yield data[start : start + STREAM_CHUNK].encode("utf-8")
     else:
@@ -50,8 +54,10 @@ def _utf8_pieces(data: str | bytes | bytearray | memoryview) -> Iterator[bytes |
             yield view[start : start + STREAM_CHUNK]
 
 
-def sha256_hex(data: str | bytes | bytearray) -> str:
+def sha256_hex(data: str | bytes | bytearray | InputFile) -> str:
     """Hex sha256 of ``data`` (strings are hashed as UTF-8), as the protocol's checksums are written."""
+    if isinstance(data, InputFile):
+        return data.sha256  # hashed while it was staged
     digest = hashlib.sha256()
     for piece in _utf8_pieces(data):
         digest.update(piece)
@@ -105,7 +111,7 @@ class _Base64Writer:
         return self.written
 
 
-def seal_for_enclave_into(data: str | bytes, certificate_pem: str | ECC.EccKey, out: IO[bytes]) -> int:
+def seal_for_enclave_into(data: str | bytes | InputFile, certificate_pem: str | ECC.EccKey, out: IO[bytes]) -> int:
     """Seal ``data`` (a string is sealed as UTF-8) for the enclave into ``out``; returns the bytes written.
 
     The output is byte for byte :func:`seal_for_enclave`'s: base64 of the JSON envelope
@@ -166,6 +172,11 @@ def _requester_box_key(eth_private_key: str) -> PrivateKey:
         raise ConfigurationError("the wallet private key is not 32 bytes of hex") from None
 
 
+def requester_box_secret(eth_private_key: str) -> bytes:
+    """The requester's X25519 secret (what opens a result box), derived from the wallet key."""
+    return bytes(_requester_box_key(eth_private_key))
+
+
 def requester_public_key_hex(eth_private_key: str) -> str:
     """The requester's X25519 public key (``0x`` + 64 hex) that the enclave seals the result for."""
     return "0x" + bytes(_requester_box_key(eth_private_key).public_key).hex()
@@ -193,14 +204,23 @@ class HexDecoder:
             if text[:2].lower() == b"0x":
                 text = text[2:]
         whole = len(text) - len(text) % 2
-        self.buffer += binascii.unhexlify(text[:whole])
         self._carry = text[whole:]
+        if whole:
+            self.emit(binascii.unhexlify(text[:whole]))
+
+    def emit(self, data: bytes) -> None:
+        """Take the next decoded bytes (kept in :attr:`buffer`; a streaming subclass passes them on)."""
+        self.buffer += data
 
     def finish(self) -> bytearray:
         """The decoded bytes; :class:`TruncatedHexError` when the text ended inside a byte."""
+        self.check_complete()
+        return self.buffer
+
+    def check_complete(self) -> None:
+        """:class:`TruncatedHexError` when the text ended inside a byte."""
         if self._carry:
             raise TruncatedHexError("the hex text is truncated: it ends with an odd number of hex digits")
-        return self.buffer
 
 
 #: Ascii85 characters that are not part of a 5-character group: ``z`` (a whole zero group) and whitespace.
@@ -245,7 +265,7 @@ def open_result_buffer(blob: bytearray, eth_private_key: str) -> bytearray:
 
     if len(blob) < MIN_RESULT_BLOB:
         raise _undecryptable(f"it is {len(blob)} bytes, shorter than the {MIN_RESULT_BLOB} of an empty sealed box")
-    secret = bytes(_requester_box_key(eth_private_key))
+    secret = requester_box_secret(eth_private_key)
     try:
         from nacl._sodium import ffi, lib
 

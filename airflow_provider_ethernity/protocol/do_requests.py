@@ -19,9 +19,12 @@ from airflow_provider_ethernity.protocol.contracts import EnclaveDetails
 from airflow_provider_ethernity.protocol.crypto import requester_public_key_hex, seal_for_enclave_into
 from airflow_provider_ethernity.protocol.errors import ChainError, ConfigurationError, StorageError, TransientError
 from airflow_provider_ethernity.protocol.events import RequestStatus
+from airflow_provider_ethernity.protocol.input_file import InputFile
 from airflow_provider_ethernity.protocol.inputs import validate_code, validate_input_data
+from airflow_provider_ethernity.protocol.networks import check_trustedzone_pairing
 from airflow_provider_ethernity.protocol.orders import OrderReads
 from airflow_provider_ethernity.protocol.resources import Resources
+from airflow_provider_ethernity.protocol.settings import image_name
 from airflow_provider_ethernity.protocol.storage import IntakeUploads, require_reachable_storage
 from airflow_provider_ethernity.protocol.submission import TaskSpec
 from airflow_provider_ethernity.protocol.transactions import SignedTx
@@ -60,18 +63,29 @@ class RequestClient(OrderReads):
     def task_spec(
         self,
         code: str,
-        input_data: str | None = None,
+        input_data: str | InputFile | None = None,
         resources: Resources | dict[str, Any] | None = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> TaskSpec:
-        """Validate a task's parameters (errors name the field) into the spec its fingerprint covers."""
+        """Validate a task's parameters (errors name the field) into the spec its fingerprint covers.
+
+        ``trustedzone`` and ``securelock`` default to the connection's; the trustedzone must pair with the
+        network (the runner's -unsafe rule). A securelock equal to the trustedzone is the trustedzone's own image.
+        """
+        zone = image_name("trustedzone", trustedzone) or self.settings.trustedzone or ""
+        if not zone:
+            raise ConfigurationError("trustedzone is not set (connection field or operator parameter)")
+        check_trustedzone_pairing(self.network, zone)
+        lock = image_name("securelock", securelock) or self.settings.securelock or ""
         return TaskSpec(
             code=validate_code(code),
             input_data=validate_input_data(input_data, self.settings.max_input_bytes),
             resources=Resources.from_value(resources),
-            trustedzone=trustedzone or self.settings.trustedzone or "",
+            trustedzone=zone,
             node_address=metadata.normalize_node_address(node_address),
+            securelock="" if lock == zone else lock,
         )
 
     def prepare_submission(self, spec: TaskSpec) -> EnclaveDetails:
@@ -80,7 +94,7 @@ class RequestClient(OrderReads):
         require_reachable_storage(self.settings)  # a private IPFS no node can read fails before paying
         if not self._chain_verified:
             self.verify_chain()
-        return self.preflight(spec.resources, spec.trustedzone, spec.node_address)
+        return self.preflight(spec.resources, spec.trustedzone, spec.node_address, spec.securelock)
 
     def ensure_allowance(self, amount_wei: int, record: Callable[[SignedTx], None] | None = None) -> str | None:
         """Approve the protocol to take ``amount_wei`` when a separate token needs it; returns the tx hash.
@@ -107,14 +121,14 @@ class RequestClient(OrderReads):
         """Whether the allowance no longer covers ``amount_wei`` (a concurrent submission used it)."""
         return not self.network.token_is_protocol and self.allowance("latest") < amount_wei
 
-    def _seal_and_add(self, data: str | bytes, certificate_pem: str, what: str) -> str:
+    def _seal_and_add(self, data: str | bytes | InputFile, certificate_pem: str, what: str) -> str:
         """Seal into a temporary file and upload it from there: a large input is never held sealed in memory."""
         with tempfile.TemporaryFile(prefix="etny-sealed-") as sealed:
             size = seal_for_enclave_into(data, certificate_pem, sealed)
             if size > MAX_ARTEFACT_BYTES:
+                length = f"{data.size} bytes" if isinstance(data, InputFile) else f"{len(data)} characters"
                 raise ConfigurationError(
-                    f"{what} is {len(data)} characters; sealed it would be {size} bytes, over the limit of "
-                    f"{MAX_ARTEFACT_BYTES} bytes"
+                    f"{what} is {length}; sealed it would be {size} bytes, over the limit of {MAX_ARTEFACT_BYTES} bytes"
                 )
             try:
                 if self.settings.uses_intake:  # held for the public intake, POSTed after the request's receipt

@@ -13,6 +13,7 @@ see no input at all (``___etny_data_set___`` undefined), not an empty one. Pass 
 from __future__ import annotations
 
 from airflow_provider_ethernity.protocol.errors import ConfigurationError
+from airflow_provider_ethernity.protocol.input_file import InputFile
 
 #: Characters encoded per piece when measuring or checking a large text (memory stays near the text).
 _PIECE = 1 << 20
@@ -65,15 +66,15 @@ def validate_code(code: object) -> str:
     return code
 
 
-def validate_input_data(input_data: object, limit_bytes: int) -> str | None:
+def validate_input_data(input_data: object, limit_bytes: int) -> str | InputFile | None:
     """The task's input dataset, unchanged: ``None`` (no input) or a non-empty ``str`` that encodes as UTF-8
     in at most ``limit_bytes`` bytes (the connection's ``max_input_mb``).
 
     Raises :class:`ConfigurationError` naming ``input_data``: not a str, empty (see the module's docstring),
     a lone surrogate with its position, or over the size limit with both sizes.
     """
-    if input_data is None:
-        return None
+    if input_data is None or isinstance(input_data, InputFile):  # a staged file was checked as it was staged
+        return input_data
     if not isinstance(input_data, str):
         raise ConfigurationError(f"input_data must be a str or None, got {_type_name(input_data)}")
     if input_data == "":

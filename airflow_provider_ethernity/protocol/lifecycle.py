@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from airflow_provider_ethernity.protocol.errors import (
     ChainError,
@@ -36,6 +36,7 @@ from airflow_provider_ethernity.protocol.errors import (
 )
 from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatus
 from airflow_provider_ethernity.protocol.logs import Log
+from airflow_provider_ethernity.protocol.release import release_superseded
 from airflow_provider_ethernity.protocol.submission import (
     FencedError,
     Phase,
@@ -50,7 +51,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow_provider_ethernity.protocol.client import EthernityClient
-    from airflow_provider_ethernity.protocol.results import TaskResult
+    from airflow_provider_ethernity.protocol.results import StoredResult, TaskResult
+    from airflow_provider_ethernity.protocol.results_fetch import ResultDestination
+
+    _R = TypeVar("_R", TaskResult, StoredResult)
 
 #: How many times an operator fault is resubmitted as a new request, by default (operator and run_task).
 DEFAULT_MAX_RESUBMITS = 1
@@ -100,7 +104,7 @@ class TaskLifecycle:
                 "a new request",
                 record.do_request_id,
             )
-            self._release(self._recover_for_release(record))
+            release_superseded(self.client, record, self.log)
             return self.submit(spec, previous=record)
         if record.phase is Phase.SUBMITTING:
             return self._recover(spec, record) or self.submit(spec, resubmits=record.resubmits, previous=record)
@@ -235,31 +239,6 @@ class TaskLifecycle:
         self.store.save(sub)
         return sub
 
-    def _recover_for_release(self, sub: Submission) -> Submission:
-        """A record whose request transaction was in flight: learn its DO request (if it was mined) so that
-        releasing it returns its escrow. The record is not saved: a new submission replaces it."""
-        intent = sub.intent
-        if sub.phase is not Phase.SUBMITTING or intent is None or intent.label != "_addDORequest":
-            return sub
-        try:
-            if not self.client.sender.resume(intent):
-                return sub
-            receipt = self.client.sender.wait_receipt(intent, intent.label)
-            sub.do_request_id = self.client.do_request_id_from(receipt, intent.tx_hash)
-        except ChainError:  # never mined, or reverted: no escrow to release
-            pass
-        return sub
-
-    def _release(self, sub: Submission) -> None:
-        """A superseded submission of a changed task: get its escrow back if no node booked it."""
-        if sub.do_request_id is None or sub.phase is Phase.CANCELLED:
-            return
-        try:
-            if self.client.cancel_task(sub.do_request_id):
-                self.log.info("Cancelled the previous DO request %s (escrow returned)", sub.do_request_id)
-        except Exception as exc:  # the new submission must not depend on the old one's cleanup
-            self.log.warning("Could not cancel the previous DO request %s: %s", sub.do_request_id, exc)
-
     # ------------------------------------------------------------------ orders
     def await_order(self, sub: Submission) -> int | None:
         """Poll until a node places an order for the request; None at the order deadline."""
@@ -298,7 +277,7 @@ class TaskLifecycle:
         sub.order_id = int(order_id)
         sub.approval_tx = approval_tx or sub.approval_tx
         if approved and sub.phase is not Phase.COMPLETED:
-            sub.phase = Phase.APPROVED
+            sub.phase, sub.approved_at = Phase.APPROVED, sub.approved_at or time.time()
         elif sub.phase is Phase.SUBMITTED:
             sub.phase = Phase.ORDER_PLACED
         self.store.save(sub)
@@ -314,7 +293,7 @@ class TaskLifecycle:
             self.log.info("Order %s was delegated to the pinned node %s: no approval", sub.order_id, sub.node_address)
         else:
             sub.approval_tx = self.client.approve_order(sub.order_id)
-        sub.phase = Phase.APPROVED
+        sub.phase, sub.approved_at = Phase.APPROVED, time.time()
         self.store.save(sub)
         return sub
 
@@ -349,9 +328,23 @@ class TaskLifecycle:
         )
 
     def fetch_result(self, sub: Submission) -> TaskResult:
-        """The verified result of the closed order (a task error is a result with ``success=False``)."""
+        """The verified result of the closed order (a task error is a result with ``success=False``). Bytes not
+        readable yet are read until the order's processing deadline (approval + completion timeout) or for
+        ``result_read_seconds``, whichever is later (the runner's rule)."""
         assert sub.order_id is not None
-        result = self.client.get_result(sub.order_id, self.client.challenge_for(sub.challenge_salt))
+        salt, until = sub.challenge_salt, self._read_until(sub)
+        return self._completed(sub, self.client.get_result(sub.order_id, challenge_salt=salt, read_until=until))
+
+    def write_result(self, sub: Submission, into: ResultDestination) -> StoredResult:
+        """:meth:`fetch_result`, streamed into ``into`` (storage) without holding the result in memory."""
+        assert sub.order_id is not None
+        salt, until = sub.challenge_salt, self._read_until(sub)
+        return self._completed(sub, self.client.write_result(sub.order_id, into, challenge_salt=salt, read_until=until))
+
+    def _read_until(self, sub: Submission) -> float | None:
+        return sub.approved_at + self.completion_timeout_seconds(sub) if sub.approved_at else None
+
+    def _completed(self, sub: Submission, result: _R) -> _R:
         sub.phase = Phase.COMPLETED
         self.store.save(sub)
         return result

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from airflow_provider_ethernity.protocol.crypto import ZERO_CHECKSUM, sha256_hex
 from airflow_provider_ethernity.protocol.errors import ConfigurationError
+from airflow_provider_ethernity.protocol.input_file import InputFile
 
 VERSION = "v3"
 CHALLENGE_LENGTH = 20
@@ -57,7 +58,7 @@ def code_metadata(code_cid: str, code: str) -> str:
     return artefact_metadata(code_cid, sha256_hex(code))
 
 
-def input_metadata(input_cid: str | None, input_data: str | None) -> str:
+def input_metadata(input_cid: str | None, input_data: str | InputFile | None) -> str:
     if not input_data:
         return f"{VERSION}::{ZERO_CHECKSUM}"
     return artefact_metadata(input_cid or "", sha256_hex(input_data))

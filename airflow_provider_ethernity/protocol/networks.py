@@ -54,6 +54,12 @@ class Network:
         return self.name == "devnet" or self.name.startswith("devnet_")
 
     @property
+    def is_unsafe(self) -> bool:
+        """An -unsafe network (``*_unsafe``): the chain and contracts of its base network, with the trustedzones
+        that run without a CAS. It runs only -unsafe trustedzones (see :func:`check_trustedzone_pairing`)."""
+        return self.name.endswith(UNSAFE_NETWORK_SUFFIX)
+
+    @property
     def token_is_protocol(self) -> bool:
         """On bloxberg the protocol contract is the token: no ERC-20 approve is needed."""
         return bool(self.token_address) and (self.token_address or "").lower() == (self.protocol_address or "").lower()
@@ -64,6 +70,10 @@ class Network:
 
 
 GWEI = 10**9
+#: The runner's pairing rule (runner.py ``_resolve_trustedzone``): a trustedzone whose name ends in "-unsafe" runs
+#: without a CAS, only on an -unsafe network (a name ending in "_unsafe"), and such a network runs no other.
+UNSAFE_TRUSTEDZONE_SUFFIX = "-unsafe"
+UNSAFE_NETWORK_SUFFIX = "_unsafe"
 
 _BLOXBERG_LEGACY = GasPolicy(eip1559=False, gas_price_wei=2_000_000)
 #: The runner's public intake (ipfs.py INTAKE_NETWORKS: bloxberg testnet, LitVM, Sepolia and their -unsafe twins).
@@ -265,6 +275,37 @@ def _devnet_twin(real: Network, name: str) -> Network:
 # ``ethernity-devnet up --profile bloxberg|polygon`` writes these names into the connection.
 NETWORKS["devnet_bloxberg"] = _devnet_twin(BLOXBERG_TESTNET, "devnet_bloxberg")
 NETWORKS["devnet_polygon"] = _devnet_twin(POLYGON_AMOY, "devnet_polygon")
+
+
+def check_trustedzone_pairing(network: Network, trustedzone: str | None) -> None:
+    """The official runner's pairing rule, checked before anything is sent: a trustedzone ending in "-unsafe"
+    runs without a CAS and only on an -unsafe network (``bloxberg_testnet_unsafe``, ...), and an -unsafe network
+    runs only -unsafe trustedzones. ConfigurationError naming ``trustedzone`` and the network to use instead (the
+    -unsafe twin, or the base network, when it exists). ``custom`` is not checked: its deployment is unknown.
+    """
+    if not trustedzone or network.name == "custom":
+        return
+    unsafe_zone = trustedzone.endswith(UNSAFE_TRUSTEDZONE_SUFFIX)
+    if unsafe_zone and not network.is_unsafe:
+        twin = NETWORKS.get(network.name + UNSAFE_NETWORK_SUFFIX)
+        if twin is not None:
+            raise ConfigurationError(
+                f"trustedzone={trustedzone!r} runs without a CAS, only on an -unsafe network: use network "
+                f"{twin.name!r} (the -unsafe twin of {network.name!r}) instead of {network.name!r}"
+            )
+        unsafe = ", ".join(sorted(n for n in NETWORKS if n.endswith(UNSAFE_NETWORK_SUFFIX)))
+        raise ConfigurationError(
+            f"trustedzone={trustedzone!r} runs without a CAS, only on an -unsafe network, and network "
+            f"{network.name!r} has no -unsafe twin (the -unsafe networks: {unsafe}); use a trustedzone provisioned "
+            "by a CAS on this network"
+        )
+    if network.is_unsafe and not unsafe_zone:
+        base = network.name.removesuffix(UNSAFE_NETWORK_SUFFIX)
+        default = NETWORKS.get(network.name, network).trustedzone
+        raise ConfigurationError(
+            f"trustedzone={trustedzone!r} is provisioned by a CAS, and network {network.name!r} runs only -unsafe "
+            f"trustedzones (such as {default!r}): use network {base!r} for this trustedzone"
+        )
 
 
 def get_network(name: str) -> Network:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_ethernity.protocol.crypto import (
     HexDecoder,
@@ -136,7 +136,11 @@ def verify_signer(tx: ResultTransaction, order_id: int, client_challenge: str) -
 
 
 def verify_checksum(tx: ResultTransaction, order_id: int, plaintext: str) -> None:
-    actual = sha256_hex(plaintext)
+    check_checksum(tx, order_id, sha256_hex(plaintext))
+
+
+def check_checksum(tx: ResultTransaction, order_id: int, actual: str) -> None:
+    """The plaintext's sha256 (``actual``) must be the one the result statement signs."""
     if actual != tx.checksum:
         raise ResultVerificationError(
             f"order {order_id}: the result checksum {actual} does not match the signed checksum {tx.checksum}"
@@ -195,6 +199,25 @@ class TaskResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A verified result written to storage (:meth:`ResultFetcher.write_result`): the value is in the file,
+    never in memory. ``text`` is the enclave's error text of a failed task (nothing is written then)."""
+
+    order_id: int
+    success: bool
+    task_code: int
+    task_code_name: str
+    result_type: str
+    result_cid: str
+    checksum: str
+    enclave_challenge: str
+    signer: str
+    location: str
+    size: int
+    text: str = ""
 
 
 def decode_envelope(raw: str) -> tuple[str, Any, str]:
@@ -268,3 +291,23 @@ def sign_result_transaction(
     }
     signed = Account.sign_transaction(tx, challenge_wallet_key(client_challenge, enclave_challenge))
     return str(signed.raw_transaction.hex())
+
+
+def reference_ids(reference: dict[str, Any]) -> tuple[int, str]:
+    """The order id and challenge salt of a result reference (what a ``result_mode="reference"`` task returns)."""
+    try:
+        return int(reference["order_id"]), str(reference["challenge_salt"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"not an Ethernity result reference (order_id and challenge_salt needed): {reference!r}"
+        ) from None
+
+
+_Result = TypeVar("_Result", TaskResult, StoredResult)
+
+
+def matching_reference(reference: dict[str, Any], result: _Result) -> _Result:
+    """``result``, when it is the one the reference names (its result CID, when the reference has one)."""
+    if reference.get("result_cid") and reference["result_cid"] != result.result_cid:
+        raise ValueError(f"order {result.order_id}'s result is {result.result_cid}, not {reference['result_cid']}")
+    return result

@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow_provider_ethernity.protocol.errors import ConfigurationError, shown, shown_url
 from airflow_provider_ethernity.protocol.ipfs import normalize_api_url
-from airflow_provider_ethernity.protocol.networks import Network, get_network
+from airflow_provider_ethernity.protocol.networks import Network, check_trustedzone_pairing, get_network
 
 _KEY = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -120,6 +120,22 @@ def _text_field(name: str, value: object) -> str | None:
     return value.strip() or None
 
 
+def image_name(name: str, value: object) -> str | None:
+    """An image registry name (``trustedzone``, ``securelock``) stripped; None when empty. It travels in the
+    colon-separated image metadata, so a colon, whitespace or a control character is refused, naming ``name``."""
+    text = _text_field(name, value)
+    if text is None:
+        return None
+    bad = next((c for c in text if c == ":" or c.isspace() or not c.isprintable()), None)
+    if bad is not None:
+        kind = "a colon" if bad == ":" else "whitespace" if bad.isspace() else "a control character"
+        raise ConfigurationError(
+            f"{name}={shown(text)} is not an image registry name: it contains {kind}; allowed a name such as "
+            "etny-pynithy-testnet (no colon, no whitespace)"
+        )
+    return text
+
+
 def _header_problem(value: str) -> str | None:
     """Why ``value`` is not a legal HTTP header value (RFC 9110 field-value: visible ASCII, with spaces or tabs
     inside), naming the position and the kind of character but never the character itself; None if legal."""
@@ -219,6 +235,9 @@ class ClientSettings:
     ipfs_api_url: str | None = None
     ipfs_token: str | None = field(default=None, repr=False)
     trustedzone: str | None = None
+    #: The connection's default securelock (a dApp image of the registry run inside the trustedzone); None: the
+    #: trustedzone's own image.
+    securelock: str | None = None
     rpc_timeout: float = DEFAULT_RPC_TIMEOUT
     ipfs_timeout: float = DEFAULT_IPFS_TIMEOUT
     #: Largest input dataset accepted (bytes of UTF-8); the enclave reads the whole dataset into memory.
@@ -250,6 +269,7 @@ class ClientSettings:
         ipfs_api_url: str | None = None,
         ipfs_token: str | None = None,
         trustedzone: str | None = None,
+        securelock: str | None = None,
         protocol_address: str | None = None,
         token_address: str | None = None,
         image_registry_address: str | None = None,
@@ -281,12 +301,13 @@ class ClientSettings:
             protocol_address=protocol,
             token_address=token,
             image_registry_address=_check_address("image_registry_address", image_registry_address, custom),
-            trustedzone=_text_field("trustedzone", trustedzone),
+            trustedzone=image_name("trustedzone", trustedzone),
             chain_id=chain,
             block_time=None if _unset(block_time) else _timeout("block_time", block_time, base.block_time),
         )
         if not resolved.rpc_url:
             raise ConfigurationError(f"rpc_url is required for network {base.name!r}")
+        check_trustedzone_pairing(resolved, resolved.trustedzone)
         _http_url("rpc_url", resolved.rpc_url)
         key = _text_field("private key (connection password)", private_key)
         if key is not None and not _KEY.fullmatch(key):
@@ -310,6 +331,7 @@ class ClientSettings:
             ipfs_api_url=api_url,
             ipfs_token=check_ipfs_token(ipfs_token),
             trustedzone=resolved.trustedzone,
+            securelock=image_name("securelock", securelock),
             rpc_timeout=_timeout("rpc_timeout", rpc_timeout, DEFAULT_RPC_TIMEOUT),
             ipfs_timeout=_timeout("ipfs_timeout", ipfs_timeout, DEFAULT_IPFS_TIMEOUT),
         )

@@ -13,11 +13,13 @@ node's side after the escrow is paid ("cannot download files from IPFS"). So, de
   official runner 0.5.26 does (403 "does not name this cid" retried: the intake may not see the request yet);
 * otherwise: :class:`~.errors.ConfigurationError` before any transaction.
 
-Results (:func:`read_result_blob`): the IPFS API's ``cat``, then the gateway, again and again until
-``result_read_seconds`` (default 120) after the close was seen: a real node records the result CID on chain and
-pins the bytes in the background. Our API unreachable is our side (:class:`~.errors.StorageError`, no
-resubmit); the API answering "not found" until the window ends is the operator's fault
-(:class:`~.errors.OperatorFaultError`: the lifecycle resubmits), the runner's rule.
+Results (:func:`read_result_blob`): the IPFS API's ``cat``, then the gateway, again and again (every
+:data:`RESULT_READ_PAUSE` seconds at most) until ``result_read_seconds`` (default 120) after the close was seen: a
+real node records the result CID on chain and pins the bytes in the background. With a private API
+(``ipfs_public`` false) the gateway is asked first: the node pins on the public network, which the gateway
+serves, while a private Kubo may spend its whole timeout searching for the bytes. Our API unreachable is our
+side (:class:`~.errors.StorageError`, no resubmit); the API answering "not found" until the window ends is the
+operator's fault (:class:`~.errors.OperatorFaultError`: the lifecycle resubmits), the runner's rule.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
@@ -43,6 +46,13 @@ from airflow_provider_ethernity.protocol.errors import (
 if TYPE_CHECKING:
     from airflow_provider_ethernity.protocol.connection import ClientConnection
     from airflow_provider_ethernity.protocol.settings import ClientSettings
+
+
+class _Writable(Protocol):
+    def write(self, chunk: bytes) -> None: ...
+
+
+_Sink = TypeVar("_Sink", bound=_Writable)
 
 #: The intake refuses bigger blobs (runner ipfs.py:49).
 INTAKE_MAX_BYTES = 100 * 1024**2
@@ -162,9 +172,11 @@ def named_cids(m1: str, m2: str, m3: str) -> list[str]:
     return cids
 
 
-def _gateway_read(gateway_url: str, cid: str, timeout: float, max_bytes: int | None) -> HexDecoder | None:
+def _gateway_read(
+    gateway_url: str, cid: str, timeout: float, max_bytes: int | None, sink_factory: Callable[[], _Sink]
+) -> _Sink | None:
     """The result from a public gateway, or None when it does not have it (any failure: gateways are flaky)."""
-    sink = HexDecoder()
+    sink = sink_factory()
     total = 0
     try:
         with (
@@ -183,32 +195,55 @@ def _gateway_read(gateway_url: str, cid: str, timeout: float, max_bytes: int | N
     return sink
 
 
-def read_result_blob(client: ClientConnection, order_id: int, cid: str, max_bytes: int | None = None) -> HexDecoder:
-    """The result's hex text, read as the runner does (see the module docstring).
+#: Longest pause between two reads of a result not readable yet. The runner pauses a block time (5 s on
+#: bloxberg); the bytes appear when the node's background pin ends, not at a block, and a read is one cheap
+#: HTTP request, so a shorter pause delivers a late-pinned result seconds earlier.
+RESULT_READ_PAUSE = 2.0
+
+
+def read_result_blob(
+    client: ClientConnection,
+    order_id: int,
+    cid: str,
+    max_bytes: int | None = None,
+    *,
+    sink_factory: Callable[[], _Sink] = HexDecoder,  # type: ignore[assignment]
+    read_until: float | None = None,
+) -> _Sink:
+    """The result's hex text, streamed into a new ``sink_factory()`` per read, read as the runner does (see
+    the module docstring): until ``result_read_seconds`` from now or ``read_until`` (epoch seconds: the
+    order's processing deadline), whichever is later.
 
     Raises :class:`StorageError` when our IPFS API is unreachable (the lifecycle does not resubmit),
-    :class:`OperatorFaultError` when the content is still unreadable ``result_read_seconds`` after this call
-    started (the close was just seen), ``ValueError`` when the text is not hex.
+    :class:`OperatorFaultError` when the content is still unreadable at the end of that window,
+    ``ValueError`` when the text is not hex.
     """
     settings = client.settings
-    window = settings.result_read_seconds
+    window = max(settings.result_read_seconds, (read_until - time.time()) if read_until else 0.0)
     deadline = time.monotonic() + window
-    pause = min(5.0, max(0.5, client.network.block_time))
+    pause = min(RESULT_READ_PAUSE, max(0.5, client.network.block_time))
+    gateway_first = not settings.ipfs_public and bool(settings.ipfs_gateway_url)
     tries = 0
     while True:
         tries += 1
+        if gateway_first:
+            timeout = min(60.0, settings.ipfs_timeout)
+            blob = _gateway_read(settings.ipfs_gateway_url or "", cid, timeout, max_bytes, sink_factory)
+            if blob is not None:
+                return blob
         if settings.ipfs_api_url:
             try:
-                return client.ipfs.cat_into(cid, HexDecoder, max_bytes=max_bytes)
+                return client.ipfs.cat_into(cid, sink_factory, max_bytes=max_bytes)
             except ContentNotFoundError:
                 pass  # the API answers: the bytes are not there (yet)
-        if settings.ipfs_gateway_url:
-            blob = _gateway_read(settings.ipfs_gateway_url, cid, min(60.0, settings.ipfs_timeout), max_bytes)
+        if settings.ipfs_gateway_url and not gateway_first:
+            timeout = min(60.0, settings.ipfs_timeout)
+            blob = _gateway_read(settings.ipfs_gateway_url, cid, timeout, max_bytes, sink_factory)
             if blob is not None:
                 return blob
         if time.monotonic() >= deadline:
             raise OperatorFaultError(
-                f"order {order_id}: the result {cid} is recorded on chain but still unreadable after {window:g} s "
+                f"order {order_id}: the result {cid} is recorded on chain but still unreadable after {window:.0f} s "
                 f"({tries} reads of the IPFS API and the gateway): the node never published it"
             )
         if tries == 1:

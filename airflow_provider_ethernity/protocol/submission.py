@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from airflow_provider_ethernity.protocol.errors import EthernityError
+from airflow_provider_ethernity.protocol.input_file import InputFile
 from airflow_provider_ethernity.protocol.resources import Resources
 from airflow_provider_ethernity.protocol.transactions import SignedTx
 
@@ -44,24 +45,34 @@ class TaskSpec:
     """The rendered inputs of one task: what its fingerprint covers."""
 
     code: str
-    input_data: str | None
+    input_data: str | InputFile | None  # a large input read from storage is staged in a file
     resources: Resources
     trustedzone: str
     node_address: str
+    #: The dApp image run inside the trustedzone ("": the trustedzone's own image; a securelock equal to the
+    #: trustedzone is stored as "", the same task).
+    securelock: str = ""
 
     def fingerprint(self) -> str:
-        """sha256 over code, input, resources, trustedzone and node: a changed task never re-attaches."""
+        """sha256 over code, input, resources, trustedzone, node and securelock: a changed task never re-attaches.
+
+        The securelock is a part only when set, so the fingerprint of a task without one is what it was before
+        securelocks existed (a retry after an upgrade still re-attaches to its paid request)."""
         digest = hashlib.sha256()
+        data = self.input_data
+        if isinstance(data, InputFile):  # a staged input by its hash (the same file: the same task)
+            data = f"\x00file\x00{data.size}\x00{data.sha256}"
         for part in (
             self.code,
-            "\x00none" if self.input_data is None else self.input_data,
+            "\x00none" if data is None else str(data),
             json.dumps(self.resources.as_dict(), sort_keys=True),
             self.trustedzone,
             self.node_address.lower(),
+            *((f"securelock:{self.securelock}",) if self.securelock else ()),
         ):
-            data = part.encode("utf-8", "surrogatepass")
-            digest.update(len(data).to_bytes(8, "big"))
-            digest.update(data)
+            encoded = part.encode("utf-8", "surrogatepass")
+            digest.update(len(encoded).to_bytes(8, "big"))
+            digest.update(encoded)
         return digest.hexdigest()
 
 
@@ -88,6 +99,7 @@ class Submission:
     order_deadline: float = 0.0  # epoch seconds
     order_id: int | None = None
     approval_tx: str | None = None
+    approved_at: float = 0.0  # epoch seconds; the result read window runs to approved_at + completion timeout
     resubmits: int = 0
     writer: str = ""  # id of the write that produced this copy (the fence compares it)
 

@@ -233,6 +233,10 @@ def test_result_by_reference_and_into_storage_inputs_from_storage_and_ipfs(agent
     assert set(reference) == {"ethernity_conn_id", "order_id", "do_request_id", "result_cid", "challenge_salt"}
     assert "READ FROM STORAGE" not in json.dumps(by_ref["ti"].xcoms)
     assert EthernityHook().fetch_result(reference).value == "READ FROM STORAGE"
+    consumer_copy = tmp_path / "consumer" / "result.txt"
+    stored = EthernityHook().write_result(reference, f"file://{consumer_copy}")  # streamed, verified first
+    assert consumer_copy.read_text() == "READ FROM STORAGE"
+    assert stored.success and stored.size == len("READ FROM STORAGE") and stored.location.endswith("result.txt")
 
     with EthernityHook().get_ipfs_client() as ipfs:
         cid = ipfs.add_bytes(b"read from ipfs", opts={"cid-version": 1, "raw-leaves": True})

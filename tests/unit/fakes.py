@@ -144,6 +144,7 @@ class FakeClient:
         self.cancelled: list[int] = []
         self.approved: list[int] = []
         self.result_calls: list[tuple[int, str | None]] = []
+        self.read_untils: list[float | None] = []
         self.waits: list[tuple[str, Any]] = []
         self.lock_held = False
 
@@ -194,6 +195,7 @@ class FakeClient:
         resources: Any = None,
         trustedzone: str | None = None,
         node_address: str | None = None,
+        securelock: str | None = None,
     ) -> TaskSpec:
         return TaskSpec(
             code=code,
@@ -201,6 +203,7 @@ class FakeClient:
             resources=Resources.from_value(resources),
             trustedzone=trustedzone or "etny-pynithy-testnet",
             node_address=normalize_node_address(node_address),
+            securelock=securelock or "",
         )
 
     def prepare_submission(self, spec: TaskSpec) -> str:
@@ -335,10 +338,12 @@ class FakeClient:
         max_result_bytes: int | None = None,
         *,
         challenge_salt: str | None = None,
+        read_until: float | None = None,
     ) -> TaskResult:
         if challenge is None and challenge_salt:
             challenge = self.challenge_for(challenge_salt)
         self.result_calls.append((order_id, challenge))
+        self.read_untils.append(read_until)
         queued = self.results.get(order_id)
         outcome = queued.pop(0) if queued else None
         if isinstance(outcome, BaseException):

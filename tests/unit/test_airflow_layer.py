@@ -71,6 +71,7 @@ def test_operator_template_fields() -> None:
         "result_path",
         "task_resources",
         "trustedzone",
+        "securelock",
         "node_address",
     }
     assert EthernityRunTaskOperator.template_ext == (".py",)

@@ -432,6 +432,32 @@ def test_run_returns_the_verified_result_and_records_completion(client: FakeClie
     assert client.sender.labels == ["approve", "_addDORequest"]
 
 
+def test_an_unreadable_result_is_read_until_the_orders_processing_deadline(client: FakeClient) -> None:
+    """The runner reads a result until max(processing deadline, closed + 120 s): the lifecycle passes the
+    deadline (approval + completion timeout), from the approval it recorded, and keeps it across re-attach."""
+    before = time.time()
+    store = RecordingStore()
+    lifecycle(client, store, completion_timeout=3600).run(make_spec())
+    approved_at = store.saved[-1]["approved_at"]
+    assert before <= approved_at <= time.time()
+    assert client.read_untils == [pytest.approx(approved_at + 3600)]
+    # a try that resumes after the trigger approved: the first approval time is kept
+    sub = Submission.from_dict(store.saved[-1])
+    sub.phase, sub.approved_at = Phase.ORDER_PLACED, 0.0
+    again = lifecycle(client, RecordingStore())
+    first = again.order_placed(sub, 1, approved=True)
+    assert first.approved_at > 0
+    assert again.order_placed(first, 1, approved=True).approved_at == first.approved_at
+
+
+def test_a_record_without_an_approval_time_reads_for_the_default_window(client: FakeClient) -> None:
+    spec = make_spec()
+    store = _submitted_record(client, spec, phase=Phase.COMPLETED)
+    client.place_order(1, OrderStatus.CLOSED)
+    lifecycle(client, store).run(spec)
+    assert client.read_untils == [None]  # the client reads for result_read_seconds from now
+
+
 def test_run_waits_again_when_the_close_was_reorged_away(client: FakeClient) -> None:
     client.results[1] = [ResultNotReadyError("order 1 is PROCESSING, not CLOSED")]
     result = lifecycle(client).run(make_spec())
