@@ -97,3 +97,32 @@ def choose_key(keys: list[str], wallet: str | None) -> str | None:
                 return key
         raise ValueError(f"wallet {wallet} is not in the connection's wallet pool")
     return keys[index_for(wallet, len(keys))]
+
+
+def is_pool(password: str | None) -> bool:
+    """Whether a connection password holds a pool (a JSON list, or several keys) rather than one key."""
+    text = (password or "").strip()
+    return bool(text) and ("\n" in text or "," in text or text.startswith("["))
+
+
+def pool_keys(password: str | None) -> list[str]:
+    """Every key of a pool in the password ([] for one key or a malformed pool): what must never be shown."""
+    try:
+        return parse_keys(password) if is_pool(password) else []
+    except ValueError:
+        return []
+
+
+def key_for(password: str | None, wallet: str | None) -> str | None:
+    """The private key a hook signs with: the password itself, or the pool's key for ``wallet`` (every key of
+    the pool masked in Airflow's logs); ConfigurationError (naming the field) for a malformed pool."""
+    if not is_pool(password):
+        return password
+    try:
+        keys = parse_keys(password)
+        mask(keys)
+        return choose_key(keys, wallet)
+    except ValueError as exc:
+        from airflow_provider_ethernity.protocol.errors import ConfigurationError
+
+        raise ConfigurationError(f"private key (connection password): {exc}") from None

@@ -2,8 +2,7 @@
 
 The connection holds the network and its endpoints in ``extra`` (edited as fields in the Airflow UI) and the
 wallet private key in the password field. The key is handed to the protocol client only; it is never logged.
-The password may hold a pool of keys (a JSON list, or one per line): each task instance then signs with its
-own wallet of the pool, chosen deterministically (see :mod:`airflow_provider_ethernity.wallets`).
+Or a pool of keys (a JSON list, or one per line): each task instance signs with its own (:mod:`..wallets`).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_ethernity import wallets
 from airflow_provider_ethernity.protocol.errors import EthernityError
 from airflow_provider_ethernity.protocol.retry import DEFAULT_RETRY, RetryPolicy
 from airflow_provider_ethernity.protocol.settings import STORAGE_EXTRA_FIELDS, ClientSettings
@@ -65,8 +65,7 @@ class EthernityHook(BaseHook):
         super().__init__()
         self.ethernity_conn_id = ethernity_conn_id
         self.retry = retry
-        #: with a wallet pool: an address of the pool, a task instance slot, or None (the running task's wallet)
-        self.wallet = wallet
+        self.wallet = wallet  # a pool's address or task instance slot; None: the running task's (see wallets)
 
     # ------------------------------------------------------------------ connection
     @staticmethod
@@ -81,32 +80,19 @@ class EthernityHook(BaseHook):
 
     @classmethod
     def settings_from_connection(cls, conn: Any, wallet: str | None = None) -> ClientSettings:
-        """Validated client settings of a connection (raises ConfigurationError naming the field); with a wallet
-        pool in the password, the key ``wallet`` selects (see :func:`.wallets.choose_key`)."""
-        from airflow_provider_ethernity import wallets
-
+        """Validated client settings of a connection (ConfigurationError names the field); ``wallet``: see key_for."""
         extras = cls._extras(conn)
         network = extras.pop("network", "bloxberg_testnet")
         if "rpc_url" not in extras and conn.host:
             extras["rpc_url"] = conn.host
-        key = conn.password
-        if key and ("\n" in key.strip() or "," in key or key.lstrip().startswith("[")):
-            try:
-                keys = wallets.parse_keys(key)
-                wallets.mask(keys)
-                key = wallets.choose_key(keys, wallet)
-            except ValueError as exc:
-                from airflow_provider_ethernity.protocol.errors import ConfigurationError
-
-                raise ConfigurationError(f"private key (connection password): {exc}") from None
-        return ClientSettings.build(network, private_key=key, **extras)
+        return ClientSettings.build(network, private_key=wallets.key_for(conn.password, wallet), **extras)
 
     @cached_property
     def settings(self) -> ClientSettings:
         """The validated client settings of the connection (raises ConfigurationError with the field name)."""
-        from airflow_provider_ethernity.wallets import current_slot
-
-        return self.settings_from_connection(self.get_connection(self.ethernity_conn_id), self.wallet or current_slot())
+        return self.settings_from_connection(
+            self.get_connection(self.ethernity_conn_id), self.wallet or wallets.current_slot()
+        )
 
     @classmethod
     async def aget_reader_settings(cls, conn_id: str) -> ClientSettings:
@@ -115,9 +101,8 @@ class EthernityHook(BaseHook):
 
     @classmethod
     async def afor_connection(cls, conn_id: str, wallet: str | None = None) -> EthernityHook:
-        """A hook whose connection was fetched without blocking the event loop (for triggers): its sync methods
-        can then run in a worker thread of the triggerer without reaching for the connection again. ``wallet``:
-        the task instance's slot (a trigger's ``task_instance``) or an address, for a wallet pool."""
+        """A hook whose connection was fetched without blocking the event loop (for triggers, ``wallet``: their task
+        instance's slot or an address): its sync methods then run in a triggerer thread without a new look-up."""
         hook = cls(conn_id, wallet=wallet)
         hook.__dict__["settings"] = cls.settings_from_connection(await cls.aget_connection(conn_id), wallet)
         return hook
@@ -405,10 +390,7 @@ class EthernityHook(BaseHook):
         try:
             conn = self.get_connection(self.ethernity_conn_id)
             secrets = [conn.password or "", str(self._extras(conn).get("ipfs_token") or "")]
-            if conn.password and ("\n" in conn.password.strip() or "," in conn.password):
-                from airflow_provider_ethernity.wallets import parse_keys
-
-                secrets += parse_keys(conn.password)  # every key of a wallet pool
+            secrets += wallets.pool_keys(conn.password)  # every key of a wallet pool
         except Exception:
             return message
         for secret in secrets:

@@ -72,3 +72,13 @@ def test_the_hook_signs_with_the_chosen_wallet() -> None:
     assert EthernityHook.settings_from_connection(conn(KEYS[1]), slot).private_key == KEYS[1]  # one key: as before
     with pytest.raises(ConfigurationError, match="connection password"):
         EthernityHook.settings_from_connection(conn(json.dumps([*KEYS, KEYS[0]])))
+
+
+def test_key_for_and_pool_keys_are_what_the_hook_uses() -> None:
+    assert wallets.key_for(KEYS[0], "d/r/t/1") == KEYS[0]  # one key: itself, whatever the slot
+    assert wallets.key_for(None, None) is None
+    assert wallets.key_for("\n".join(KEYS), wallets.FIRST) == KEYS[0]
+    assert wallets.pool_keys(KEYS[0]) == [] and wallets.pool_keys(json.dumps(KEYS)) == KEYS
+    assert wallets.pool_keys("[not json") == []  # malformed: nothing to scrub, and key_for names the field
+    with pytest.raises(ConfigurationError, match="connection password"):
+        wallets.key_for("[not json", None)
