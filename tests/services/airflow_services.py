@@ -241,9 +241,11 @@ class AirflowServices:
             if not entry.name.isdigit():
                 continue
             with contextlib.suppress(OSError):
-                if (entry / "cmdline").read_bytes().startswith(b"airflow worker -- ") and descends_from(
-                    int(entry.name), scheduler
-                ):
+                title = (entry / "cmdline").read_bytes()
+                # not the LocalExecutor's own workers ("airflow worker -- LocalExecutor: <idle>"): an idle one
+                # blocks in the task queue holding its lock, and killing it wedges the executor for good
+                task = title.startswith(b"airflow worker -- ") and not title.startswith(b"airflow worker -- Local")
+                if task and descends_from(int(entry.name), scheduler):
                     pids.append(int(entry.name))
         return pids
 

@@ -17,6 +17,10 @@ if os.fork() == 0:
     setproctitle("airflow worker -- 0123")  # what Airflow's task runner does (it also clobbers environ)
     time.sleep(60)
     os._exit(0)
+if os.fork() == 0:
+    setproctitle("airflow worker -- LocalExecutor: <idle> 0123")  # the executor's own worker: never a victim
+    time.sleep(60)
+    os._exit(0)
 time.sleep(60)
 """
 
@@ -39,3 +43,4 @@ def test_task_processes_are_found_under_the_scheduler_by_their_title(tmp_path: P
             proc.kill()
             proc.wait()
         subprocess.run(["pkill", "-f", "airflow worker -- 0123"], check=False)
+        subprocess.run(["pkill", "-f", "airflow worker -- LocalExecutor: <idle> 0123"], check=False)
