@@ -80,7 +80,8 @@ def test_approval_latency_in_the_real_scheduler_and_triggerer(smoke: dict) -> No
 
 def test_payload_results_are_correct(smoke: dict) -> None:
     r = rows(smoke, "payload")
-    assert r["1 MiB input dataset: correct result"]["met"] is True
+    assert r["1 MiB input dataset (a str): correct result"]["met"] is True
+    assert r["1 MiB input from ObjectStoragePath: correct result"]["met"] is True
     assert r["1 MiB result (XCom value): correct result"]["met"] is True
     assert r["1 MiB result to ObjectStoragePath: correct result"]["met"] is True
 
