@@ -268,7 +268,7 @@ class EthernityHook(BaseHook):
         an ``ObjectStoragePath``), copied piece by piece into a private temporary file and checked (UTF-8, not
         empty, at most ``max_input_mb``) on the way: it is never held in memory. The sealing step reads the
         file; remove it with ``InputFile.discard()`` once the task was submitted."""
-        from airflow_provider_ethernity.protocol.input_file import InputStager, stage_from_ipfs
+        from airflow_provider_ethernity.protocol.input_file import stage_from_ipfs, stage_input
 
         uri, limit = str(input_path), self.settings.max_input_bytes
         if uri.startswith("ipfs://"):
@@ -281,11 +281,8 @@ class EthernityHook(BaseHook):
         path = input_path if isinstance(input_path, ObjectStoragePath) else ObjectStoragePath(uri)
         if not path.exists():
             raise FileNotFoundError(f"input_path={uri!r} does not exist")
-        target = InputStager(limit, uri)
         with path.open("rb") as fh:
-            while piece := fh.read(1 << 20):
-                target.write(piece)
-        return target.finish()
+            return stage_input(iter(lambda: fh.read(1 << 20), b""), limit, uri)
 
     def get_input_cid(self, do_request_id: int) -> str | None:
         """The CID of a DO request's sealed input dataset (from its metadata on chain), None without input."""

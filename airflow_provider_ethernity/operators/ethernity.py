@@ -352,7 +352,8 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         if ev.status is TaskEventStatus.ERROR:
             raise AirflowException(f"DO request {sub.do_request_id}: {ev.message}")
         assert ev.order_id is not None
-        sub = lifecycle.order_placed(sub, ev.order_id, approved=True, approval_tx=ev.approval_tx)
+        sub = lifecycle.order_placed(sub, ev.order_id, approved=True, approval_tx=ev.approval_tx,
+                                     approved_at=ev.approved_at)  # fmt: skip
         self._order_known(context, sub)
         if ev.status is TaskEventStatus.TIMEOUT:
             raise lifecycle.completion_timeout_error(sub)

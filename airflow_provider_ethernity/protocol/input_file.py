@@ -106,8 +106,12 @@ class InputStager:
 def stage_input(pieces: Iterable[bytes], limit_bytes: int, source: str, directory: str | None = None) -> InputFile:
     """Stage an input given as pieces of bytes (see :class:`InputStager`)."""
     stager = InputStager(limit_bytes, source, directory)
-    for piece in pieces:
-        stager.write(piece)
+    try:
+        for piece in pieces:
+            stager.write(piece)
+    except BaseException:  # a read that failed midway (network, timeout, kill): no staged file left
+        stager.discard()
+        raise
     return stager.finish()
 
 

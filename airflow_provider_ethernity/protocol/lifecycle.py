@@ -271,13 +271,19 @@ class TaskLifecycle:
         )
 
     def order_placed(
-        self, sub: Submission, order_id: int, *, approved: bool = False, approval_tx: str | None = None
+        self,
+        sub: Submission,
+        order_id: int,
+        *,
+        approved: bool = False,
+        approval_tx: str | None = None,
+        approved_at: float | None = None,
     ) -> Submission:
         """Record the order, and an approval made elsewhere (the trigger approves in deferrable mode)."""
         sub.order_id = int(order_id)
         sub.approval_tx = approval_tx or sub.approval_tx
         if approved and sub.phase is not Phase.COMPLETED:
-            sub.phase, sub.approved_at = Phase.APPROVED, sub.approved_at or time.time()
+            sub.phase, sub.approved_at = Phase.APPROVED, sub.approved_at or approved_at or time.time()
         elif sub.phase is Phase.SUBMITTED:
             sub.phase = Phase.ORDER_PLACED
         self.store.save(sub)

@@ -1,6 +1,6 @@
 """Fetching a closed order's result: read the result statement, verify it, download, decrypt, check (a layer of
 :class:`~.client.EthernityClient`). The checks themselves are in :mod:`.results`; :meth:`ResultFetcher.write_result`
-streams a result to storage through :mod:`.result_stream`."""
+streams a result to storage through :mod:`.result_stream` and :mod:`.envelope_stream`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import IO, Protocol, TypeVar
 
 from airflow_provider_ethernity.protocol.crypto import HexDecoder, requester_box_secret
+from airflow_provider_ethernity.protocol.envelope_stream import copy_result_text
 from airflow_provider_ethernity.protocol.errors import (
     ConfigurationError,
     OperatorFaultError,
@@ -20,7 +21,7 @@ from airflow_provider_ethernity.protocol.errors import (
 )
 from airflow_provider_ethernity.protocol.events import OrderStatus
 from airflow_provider_ethernity.protocol.orders import OrderReads
-from airflow_provider_ethernity.protocol.result_stream import OpenedResult, ResultFileSink, copy_result_text
+from airflow_provider_ethernity.protocol.result_stream import OpenedResult, ResultFileSink
 from airflow_provider_ethernity.protocol.results import (
     OrderResult,
     ResultTransaction,
@@ -94,14 +95,17 @@ class ResultFetcher(OrderReads):
     ) -> StoredResult:
         """:meth:`get_result`, streamed: the result is decrypted into a private temporary file (in ``work_dir``)
         while it downloads, and its value is written to ``destination`` only once the box and the signed
-        checksum verified. Memory stays flat whatever the result's size. A failed task writes nothing (its
-        error text is in the returned record). Raises as :meth:`get_result`."""
+        checksum verified. Memory stays flat whatever the size of a ``text`` or ``base64`` result (a ``json``
+        one is decoded in memory). A failed task writes nothing (its error text is in the returned record).
+        Raises as :meth:`get_result`."""
         order_result, tx = self._verified_statement(order_id, challenge, challenge_salt)
         where = f"order {order_id}: the result {order_result.result_cid}"
         secret = requester_box_secret(self.settings.private_key or "")
         sinks: list[ResultFileSink] = []
 
-        def new_sink() -> ResultFileSink:
+        def new_sink() -> ResultFileSink:  # a new read: the earlier ones failed or found nothing
+            for earlier in sinks:
+                earlier.discard()
             sinks.append(ResultFileSink(secret, work_dir))
             return sinks[-1]
 
@@ -144,10 +148,10 @@ class ResultFetcher(OrderReads):
             )
 
         if tx.task_code != SUCCESS:  # the enclave's error text: small, and never written as a result
-            with open(opened.path, "rb") as fh:
-                kind, _, text = decode_envelope(fh.read(MAX_ERROR_TEXT).decode("utf-8", "replace"))
+            opened.file.seek(0)
+            kind, _, text = decode_envelope(opened.file.read(MAX_ERROR_TEXT).decode("utf-8", "replace"))
             return record(kind, "", 0, text)
-        kind, size = copy_result_text(opened, lambda: destination.open("wb"))
+        kind, size = copy_result_text(opened.file, lambda: destination.open("wb"))
         return record(kind, str(destination), size)
 
     def _verified_statement(

@@ -60,16 +60,19 @@ class TaskSpec:
         securelocks existed (a retry after an upgrade still re-attaches to its paid request)."""
         digest = hashlib.sha256()
         data = self.input_data
-        if isinstance(data, InputFile):  # a staged input by its hash (the same file: the same task)
-            data = f"\x00file\x00{data.size}\x00{data.sha256}"
         for part in (
             self.code,
-            "\x00none" if data is None else str(data),
+            "\x00none" if data is None else data,
             json.dumps(self.resources.as_dict(), sort_keys=True),
             self.trustedzone,
             self.node_address.lower(),
             *((f"securelock:{self.securelock}",) if self.securelock else ()),
         ):
+            if isinstance(part, InputFile):  # hashed as the same text given inline: the same task
+                digest.update(part.size.to_bytes(8, "big"))
+                for piece in part.pieces():
+                    digest.update(piece)
+                continue
             encoded = part.encode("utf-8", "surrogatepass")
             digest.update(len(encoded).to_bytes(8, "big"))
             digest.update(encoded)

@@ -156,6 +156,7 @@ class TaskEvent:
     order_id: int | None = None
     approval_tx: str | None = None
     message: str = ""
+    approved_at: float | None = None  # epoch seconds: where the result read window starts
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -164,6 +165,7 @@ class TaskEvent:
             "order_id": self.order_id,
             "approval_tx": self.approval_tx,
             "message": self.message,
+            "approved_at": self.approved_at,
         }
 
 
@@ -187,6 +189,7 @@ def validate_event(event: Any) -> TaskEvent:
             order_id=None if order_id is None else int(order_id),
             approval_tx=event.get("approval_tx"),
             message=str(event.get("message") or ""),
+            approved_at=None if event.get("approved_at") is None else float(event["approved_at"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"the Ethernity trigger event is malformed ({exc}): {event!r}") from None
@@ -279,16 +282,17 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
             except Exception as exc:
                 yield self._event(TaskEventStatus.ERROR, order_id=order_id, message=f"approval failed: {_brief(exc)}")
                 return
+        approved = {"order_id": order_id, "approval_tx": approval_tx, "approved_at": time.time()}
         if not self.wait_for_completion:
-            yield self._event(TaskEventStatus.APPROVED, order_id=order_id, approval_tx=approval_tx)
+            yield self._event(TaskEventStatus.APPROVED, **approved)
             return
         self.log.info("Waiting for TASK_COMPLETED of order %s", order_id)
         try:
             await asyncio.wait_for(watcher.wait_order_closed(order_id, self.from_block), self.completion_timeout)
         except asyncio.TimeoutError:
-            yield self._event(TaskEventStatus.TIMEOUT, order_id=order_id, approval_tx=approval_tx)
+            yield self._event(TaskEventStatus.TIMEOUT, **approved)
             return
-        yield self._event(TaskEventStatus.COMPLETED, order_id=order_id, approval_tx=approval_tx)
+        yield self._event(TaskEventStatus.COMPLETED, **approved)
 
 
 def _brief(exc: BaseException) -> str:

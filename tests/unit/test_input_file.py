@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_a_staged_input_is_sealed_and_hashed_as_the_same_text_inline(tmp_path: P
     staged.discard()
 
 
-def test_the_fingerprint_of_a_staged_input_follows_its_content(tmp_path: Path) -> None:
+def test_the_fingerprint_of_a_staged_input_is_that_of_the_same_text_inline(tmp_path: Path) -> None:
     def spec(data: object) -> TaskSpec:
         return TaskSpec("code", data, Resources.from_value(None), "tz", "")  # type: ignore[arg-type]
 
@@ -47,6 +48,7 @@ def test_the_fingerprint_of_a_staged_input_follows_its_content(tmp_path: Path) -
     two = stage_input([b"same ", b"text"], 100, "b", str(tmp_path))
     other = stage_input([b"other text"], 100, "c", str(tmp_path))
     assert spec(one).fingerprint() == spec(two).fingerprint() != spec(other).fingerprint()
+    assert spec(one).fingerprint() == spec("same text").fingerprint(), "a staged input is not the same task inline"
     assert spec(one).fingerprint() not in (spec(None).fingerprint(), spec("other").fingerprint())
 
 
@@ -97,3 +99,13 @@ def test_a_stager_is_private_to_its_user(tmp_path: Path) -> None:
     stager = InputStager(10, "src", str(tmp_path))
     assert os.stat(stager.path).st_mode & 0o077 == 0
     stager.discard()
+
+
+def test_a_read_that_fails_midway_leaves_no_staged_file(tmp_path: Path) -> None:
+    def broken() -> Iterator[bytes]:
+        yield b"the first piece"
+        raise OSError("connection reset by the object store")
+
+    with pytest.raises(OSError, match="connection reset"):
+        stage_input(broken(), 1000, "s3://bucket/key", str(tmp_path))
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,8 @@ piece, must give exactly what the one-shot path gives, and refuse exactly what i
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import os
 from pathlib import Path
@@ -11,9 +13,10 @@ import pytest
 from nacl.bindings import crypto_box_beforenm
 from nacl.public import Box, PrivateKey
 
-from airflow_provider_ethernity.protocol import crypto
+from airflow_provider_ethernity.protocol import crypto, envelope_stream
+from airflow_provider_ethernity.protocol.envelope_stream import copy_result_text
 from airflow_provider_ethernity.protocol.errors import ResultDecryptionError
-from airflow_provider_ethernity.protocol.result_stream import OpenedResult, ResultFileSink, copy_result_text
+from airflow_provider_ethernity.protocol.result_stream import OpenedResult, ResultFileSink
 from airflow_provider_ethernity.protocol.results import decode_envelope
 from airflow_provider_ethernity.protocol.secretbox_stream import BoxStream, hsalsa20
 
@@ -76,10 +79,12 @@ def test_a_streamed_result_is_what_the_one_shot_path_returns(plaintext: str, pie
     blob = crypto.seal_result(plaintext, crypto.requester_public_key_hex(KEY))
     opened = stream("0x" + blob + "\n", tmp_path, piece)
     assert opened.checksum == crypto.sha256_hex(plaintext)
-    assert Path(opened.path).read_bytes() == plaintext.encode("utf-8")
+    opened.file.seek(0)
+    assert opened.file.read() == plaintext.encode("utf-8")
+    assert list(tmp_path.iterdir()) == [], "the plaintext file has a name: a killed task would leave it behind"
     kind, _, text = decode_envelope(plaintext)
     target = tmp_path / "result.txt"
-    assert copy_result_text(opened, lambda: target.open("wb")) == (kind, len(text.encode("utf-8")))
+    assert copy_result_text(opened.file, lambda: target.open("wb")) == (kind, len(text.encode("utf-8")))
     assert target.read_bytes() == text.encode("utf-8")
 
 
@@ -136,5 +141,63 @@ def test_what_only_looks_like_an_envelope_is_the_value_itself(plaintext: str, tm
     assert decode_envelope(plaintext) == ("text", plaintext, plaintext)
     opened = stream(crypto.seal_result(plaintext, crypto.requester_public_key_hex(KEY)), tmp_path, 10)
     target = tmp_path / "result.txt"
-    assert copy_result_text(opened, lambda: target.open("wb")) == ("text", len(plaintext.encode()))
+    assert copy_result_text(opened.file, lambda: target.open("wb")) == ("text", len(plaintext.encode()))
     assert target.read_text() == plaintext
+
+
+def test_a_degenerate_ephemeral_key_is_a_corrupted_box_not_a_library_error(tmp_path: Path) -> None:
+    blob = bytes(32) + bytes(24) + bytes(16) + b"x" * 40  # an all-zero ephemeral key: no shared key exists
+    with pytest.raises(ResultDecryptionError, match="authentication check"):
+        stream(blob.hex(), tmp_path, 50)
+
+
+ODD_PLAINTEXTS = [
+    '{"ecld": 1, "type": "text", "data": "raw\ncontrol character", "esr": null}',  # json.loads refuses it
+    '\x0b{"ecld": 1, "type": "text", "data": "x"}',  # \v before the object: not JSON whitespace
+    '{\x0c"ecld": 1, "type": "text", "data": "x"}',
+    '{"ecld": 1, "type": "text", "data": "first", "data": "second"}',  # the last duplicate wins
+    '{"ecld": 1, "type": "text", "data": "a", "type": "json"}',
+    '{"ecld": 1, "type": "text", "data": "a", "ecld": 2}',
+    " " * 5000 + '{"ecld": 1, "type": "text", "data": "after much whitespace"}',
+    '{"ecld": 1, "type": "text", "data": "x", "esr": {"data": "nested keys are not the envelope\'s"}}',
+    '{"ecld": 1, "type": "text", "data": "x"} trailing',
+]
+
+
+@pytest.mark.parametrize("plaintext", ODD_PLAINTEXTS, ids=range(len(ODD_PLAINTEXTS)))
+def test_unusual_envelopes_decode_exactly_as_decode_envelope(plaintext: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(envelope_stream, "PIECE", 7)
+    opened = stream(crypto.seal_result(plaintext, crypto.requester_public_key_hex(KEY)), tmp_path, 64)
+    target = tmp_path / "result.txt"
+    kind, _, text = decode_envelope(plaintext)
+    assert copy_result_text(opened.file, lambda: target.open("wb")) == (kind, len(text.encode("utf-8")))
+    assert target.read_text() == text
+
+
+def test_random_strings_cut_anywhere_decode_as_json_loads(tmp_path: Path, monkeypatch) -> None:
+    import random
+
+    rng = random.Random(7)
+    alphabet = ['"', "\\", "a", "é", "😀", "\n", "\u2028", "/", "\t", "z", " "]
+    for _ in range(200):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        plaintext = json.dumps({"ecld": 1, "type": "text", "data": value, "esr": None}, ensure_ascii=rng.random() < 0.5)
+        monkeypatch.setattr(envelope_stream, "PIECE", rng.randint(1, 40))
+        data = io.BytesIO(plaintext.encode("utf-8"))
+        target = tmp_path / "value.txt"
+        assert copy_result_text(data, functools.partial(target.open, "wb")) == ("text", len(value.encode("utf-8")))
+        assert target.read_bytes().decode("utf-8") == value
+
+
+def test_a_lone_surrogate_value_is_an_error_and_a_failing_destination_is_not_swallowed(tmp_path: Path) -> None:
+    lone = io.BytesIO(b'{"ecld": 1, "type": "text", "data": "\\ud83dx"}')
+    with pytest.raises(ValueError, match="lone surrogate"):
+        copy_result_text(lone, lambda: (tmp_path / "out").open("wb"))
+
+    class _Full(io.BytesIO):
+        def write(self, data):
+            raise ValueError("the destination refused the write")
+
+    good = io.BytesIO(envelope("value").encode())
+    with pytest.raises(ValueError, match="destination refused"):
+        copy_result_text(good, _Full)

@@ -445,6 +445,8 @@ def test_an_unreadable_result_is_read_until_the_orders_processing_deadline(clien
     sub = Submission.from_dict(store.saved[-1])
     sub.phase, sub.approved_at = Phase.ORDER_PLACED, 0.0
     again = lifecycle(client, RecordingStore())
+    in_trigger = again.order_placed(Submission.from_dict(sub.to_dict()), 1, approved=True, approved_at=123.0)
+    assert in_trigger.approved_at == 123.0  # the trigger's approval time, not the resume's
     first = again.order_placed(sub, 1, approved=True)
     assert first.approved_at > 0
     assert again.order_placed(first, 1, approved=True).approved_at == first.approved_at

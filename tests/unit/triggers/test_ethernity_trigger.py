@@ -77,7 +77,18 @@ def task_trigger(**kwargs) -> EthernityTaskTrigger:
 
 
 async def events(trigger) -> list[dict]:
-    return [event.payload async for event in trigger.run()]
+    """The trigger's events; the approval time (where the result read window starts) checked, then left out."""
+    before = time.time()
+    payloads = [event.payload async for event in trigger.run()]
+    for each in payloads:
+        if "approved_at" not in each:  # the events of the single-purpose triggers carry none
+            continue
+        approved_at = each.pop("approved_at")
+        if each["status"] in ("approved", "completed", "timeout"):
+            assert before <= approved_at <= time.time(), each
+        else:
+            assert approved_at is None, each
+    return payloads
 
 
 def payload(status: str, order_id=None, approval_tx=None, message="") -> dict:
@@ -179,7 +190,7 @@ def test_task_trigger_serialization_round_trips() -> None:
 
 def test_validate_event_round_trips_every_status() -> None:
     for status in TaskEventStatus:
-        event = TaskEvent(status, 7, order_id=5, approval_tx="0xa", message="m")
+        event = TaskEvent(status, 7, order_id=5, approval_tx="0xa", message="m", approved_at=1.5)
         assert validate_event(event.to_payload()) == event
     assert validate_event({"status": "cancelled", "do_request_id": "7"}) == TaskEvent(TaskEventStatus.CANCELLED, 7)
 
