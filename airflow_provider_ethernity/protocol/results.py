@@ -242,6 +242,26 @@ def decode_envelope(raw: str) -> tuple[str, Any, str]:
     return "text", raw, raw
 
 
+def build_stored_result(
+    tx: ResultTransaction, order_id: int, result_cid: str, kind: str, location: str, size: int, text: str = ""
+) -> StoredResult:
+    """The record of a result written to ``location`` (``size`` bytes), or of a failed task's ``text``."""
+    return StoredResult(
+        order_id=int(order_id),
+        success=tx.task_code == SUCCESS,
+        task_code=tx.task_code,
+        task_code_name=tx.task_code_name,
+        result_type=kind,
+        result_cid=result_cid,
+        checksum=tx.checksum,
+        enclave_challenge=tx.enclave_challenge,
+        signer=tx.sender,
+        location=location,
+        size=size,
+        text=text,
+    )
+
+
 def build_task_result(tx: ResultTransaction, order_id: int, plaintext: str, result_cid: str) -> TaskResult:
     kind, value, text = decode_envelope(plaintext)
     return TaskResult(

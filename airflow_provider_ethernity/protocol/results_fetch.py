@@ -27,6 +27,7 @@ from airflow_provider_ethernity.protocol.results import (
     ResultTransaction,
     StoredResult,
     TaskResult,
+    build_stored_result,
     build_task_result,
     check_checksum,
     decode_envelope,
@@ -131,28 +132,12 @@ class ResultFetcher(OrderReads):
         opened: OpenedResult,
         destination: ResultDestination,
     ) -> StoredResult:
-        def record(kind: str, location: str, size: int, text: str = "") -> StoredResult:
-            return StoredResult(
-                order_id=int(order_id),
-                success=tx.task_code == SUCCESS,
-                task_code=tx.task_code,
-                task_code_name=tx.task_code_name,
-                result_type=kind,
-                result_cid=order_result.result_cid,
-                checksum=tx.checksum,
-                enclave_challenge=tx.enclave_challenge,
-                signer=tx.sender,
-                location=location,
-                size=size,
-                text=text,
-            )
-
         if tx.task_code != SUCCESS:  # the enclave's error text: small, and never written as a result
             opened.file.seek(0)
             kind, _, text = decode_envelope(opened.file.read(MAX_ERROR_TEXT).decode("utf-8", "replace"))
-            return record(kind, "", 0, text)
+            return build_stored_result(tx, order_id, order_result.result_cid, kind, "", 0, text)
         kind, size = copy_result_text(opened.file, lambda: destination.open("wb"))
-        return record(kind, str(destination), size)
+        return build_stored_result(tx, order_id, order_result.result_cid, kind, str(destination), size)
 
     def _verified_statement(
         self, order_id: int, challenge: str | None, challenge_salt: str | None

@@ -26,24 +26,16 @@ from airflow_provider_ethernity.protocol.reclaim import reclaim
 from airflow_provider_ethernity.protocol.settings import ClientSettings
 from tests.airflow_context import FileStateStore, make_context
 from tests.integration.deferral import Ledger, run_deferrable
+from tests.profile_devnets import APPROVAL_WINDOW, PIN_DELAY, profile_devnet
 
 pytestmark = pytest.mark.integration
 HELLO = '___etny_result___("Hello, Python World!")'
 HELLO_VALUE = "Hello, Python World!"
-APPROVAL_WINDOW = 8.0
-PIN_DELAY = 3.0
 
 
 @pytest.fixture(scope="module", params=["bloxberg", "polygon"])
 def profile_net(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    net = Devnet(
-        tmp_path_factory.mktemp(f"devnet-{request.param}"),
-        profile=request.param,
-        block_time=1,
-        approval_window=APPROVAL_WINDOW,
-        result_pin_delay=PIN_DELAY,
-        agent_max_task_seconds=20,
-    )
+    net = profile_devnet(request.param, tmp_path_factory.mktemp(f"devnet-{request.param}"))
     net.start()
     try:
         yield net

@@ -24,6 +24,7 @@ import pytest
 
 from airflow_provider_ethernity.devnet.network import Devnet
 from tests.integration.deferral import Ledger
+from tests.profile_devnets import profile_devnet
 from tests.system.test_example_dags import AIRFLOW, DAGS_FOLDER, last_value
 
 pytestmark = pytest.mark.integration
@@ -41,14 +42,7 @@ CASES: dict[str, tuple[int, int, str | None, list | None]] = {
 
 @pytest.fixture(scope="module", params=["bloxberg", "polygon"])
 def profile_net(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    net = Devnet(
-        tmp_path_factory.mktemp(f"devnet-{request.param}"),
-        profile=request.param,
-        block_time=1,
-        approval_window=8.0,
-        result_pin_delay=3.0,
-        agent_max_task_seconds=20,
-    )
+    net = profile_devnet(request.param, tmp_path_factory.mktemp(f"devnet-{request.param}"))
     net.start()
     try:
         net.hide_closes(net.profile.hide_close_every)
