@@ -15,8 +15,9 @@ os.environ.setdefault("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
 
 
 @pytest.fixture(scope="session")
-def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """One local Ethernity network for the whole session, on free loopback ports; stopped at the end."""
+def default_devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """One local Ethernity network (the default profile) for the whole session, on free loopback ports; stopped
+    at the end."""
     from airflow_provider_ethernity.devnet.network import Devnet
 
     net = Devnet(tmp_path_factory.mktemp("devnet"), agent_max_task_seconds=20)
@@ -25,3 +26,11 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield net
     finally:
         net.stop()
+
+
+@pytest.fixture(scope="session")
+def devnet(default_devnet: object) -> object:
+    """The devnet a test runs on: the session's default one. A module that runs on every profile overrides it
+    with a module-scoped ``devnet`` over ``tests/profile_devnets.EVERY_PROFILE`` (``test_faults.py``,
+    ``test_watcher_faults.py``)."""
+    return default_devnet

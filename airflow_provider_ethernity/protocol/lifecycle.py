@@ -320,7 +320,8 @@ class TaskLifecycle:
 
     def completion_timeout_error(self, sub: Submission) -> CompletionTimeoutError:
         assert sub.order_id is not None and sub.do_request_id is not None
-        order = self.client.get_order(sub.order_id)
+        approved = sub.phase == Phase.APPROVED  # our approval is mined: an OPEN read is a lagging replica
+        order = (self.client.get_order_once_approved if approved else self.client.get_order)(sub.order_id)
         request = self.client.get_request_status(sub.do_request_id)
         waited = (
             f"completion_timeout={self.completion_timeout:g} s"

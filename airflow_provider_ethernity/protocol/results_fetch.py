@@ -48,7 +48,8 @@ _Sink = TypeVar("_Sink", HexDecoder, ResultFileSink)
 
 
 class ResultDestination(Protocol):
-    """Where :meth:`ResultFetcher.write_result` writes a verified result (an ``ObjectStoragePath`` fits)."""
+    """Where :meth:`ResultFetcher.write_result` writes a verified result (an ``ObjectStoragePath`` fits; its
+    ``unlink``, when it has one, removes what a write that failed midway left)."""
 
     def open(self, mode: str) -> IO[bytes]: ...
 
@@ -136,8 +137,28 @@ class ResultFetcher(OrderReads):
             opened.file.seek(0)
             kind, _, text = decode_envelope(opened.file.read(MAX_ERROR_TEXT).decode("utf-8", "replace"))
             return build_stored_result(tx, order_id, order_result.result_cid, kind, "", 0, text)
-        kind, size = copy_result_text(opened.file, lambda: destination.open("wb"))
+        written = []
+
+        def open_destination() -> IO[bytes]:
+            out = destination.open("wb")  # a failed open leaves whatever was there before
+            written.append(destination)
+            return out
+
+        try:
+            kind, size = copy_result_text(opened.file, open_destination)
+        except BaseException:
+            if written:  # object stores commit what was written when the file closes, even on an error
+                self._remove_partial(destination)
+            raise
         return build_stored_result(tx, order_id, order_result.result_cid, kind, str(destination), size)
+
+    def _remove_partial(self, destination: ResultDestination) -> None:
+        unlink = getattr(destination, "unlink", None)
+        try:
+            if unlink is not None:
+                unlink(missing_ok=True)
+        except Exception as exc:  # the write's own error matters more; say what is left behind
+            self.log.warning("Could not remove the partial result at %s (%s)", destination, type(exc).__name__)
 
     def _verified_statement(
         self, order_id: int, challenge: str | None, challenge_salt: str | None

@@ -40,6 +40,10 @@ class StatusProbes(WatcherState):
             try:
                 found = await self._probe_one(waiter)
             except Exception as exc:
+                if _not_there_yet(exc):  # a replica behind the block that made it: like "not found"
+                    log.debug("Ethernity watcher: %s %s not on chain yet for the probe", waiter.kind, waiter.key)
+                    self._probe_ring.append(waiter)
+                    continue
                 log.warning("Ethernity watcher: status probe of %s %s failed (%s)", waiter.kind, waiter.key,
                             brief(exc))  # fmt: skip
                 self._probe_ring.append(waiter)
@@ -108,3 +112,14 @@ class StatusProbes(WatcherState):
         """The DO request of an order."""
         self.rpc_calls["_getOrder"] += 1
         return int((await self.reader.get_order(order_id, block)).do_request_id)
+
+
+def _not_there_yet(exc: Exception) -> bool:
+    """Whether a probe's read reverted because the contract does not know the waiter's DO request or order at
+    the block asked: a lagging replica, or a wait registered right after the send. The real contracts index
+    their lists (Solidity panic 0x32, array index out of bounds); the devnet's says ``no such ...``."""
+    from web3.exceptions import ContractLogicError, ContractPanicError
+
+    if isinstance(exc, ContractPanicError):
+        return "0x32" in str(exc)
+    return isinstance(exc, ContractLogicError) and "no such" in str(exc)

@@ -1,4 +1,4 @@
-"""The devnet, started once per test session on free loopback ports, stopped at the end."""
+"""Fixtures of the devnet tests: the agent reset after each test, the connections, a fake RPC."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from airflow_provider_ethernity.devnet.network import Devnet
+from tests.integration.deferral import LEDGER_CONN_ID
 
 
 @pytest.fixture
@@ -22,9 +23,14 @@ def agent(devnet: Devnet) -> Iterator[Devnet]:
 
 @pytest.fixture
 def devnet_conn(devnet: Devnet, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """``ethernity_default`` pointing at the devnet; returns the connection as a dict."""
-    monkeypatch.setenv("AIRFLOW_CONN_ETHERNITY_DEFAULT", devnet.connection_json())
-    return json.loads(devnet.connection_json())
+    """``ethernity_default`` pointing at the devnet (through a profile's chain front, as a task reads a public
+    RPC) and ``ethernity_ledger``, the same wallet on anvil directly (what ``deferral.Ledger`` reads); returns
+    ``ethernity_default`` as a dict."""
+    conn = json.loads(devnet.connection_json())
+    ledger = {**conn, "extra": {**conn["extra"], "rpc_url": devnet.state.anvil_rpc_url or devnet.state.rpc_url}}
+    monkeypatch.setenv("AIRFLOW_CONN_ETHERNITY_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{LEDGER_CONN_ID.upper()}", json.dumps(ledger))
+    return conn
 
 
 def set_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, base: dict, password: str | None = None, **extra) -> None:

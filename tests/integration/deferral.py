@@ -4,6 +4,7 @@ reached the chain."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -47,14 +48,26 @@ def run_deferrable(operator: Any, context: dict) -> tuple[Any, list[tuple[str, d
     raise AssertionError("too many deferrals")
 
 
+#: The connection the tests read the chain's truth through: the wallet of ``ethernity_default`` on anvil itself,
+#: not through a profile's chain front (whose replica lags). Unset: ``ethernity_default``.
+LEDGER_CONN_ID = "ethernity_ledger"
+
+
+def ledger_hook() -> EthernityHook:
+    """A hook on the chain's truth (``ethernity_ledger`` when a fixture set it, else ``ethernity_default``)."""
+    if f"AIRFLOW_CONN_{LEDGER_CONN_ID.upper()}" in os.environ:
+        return EthernityHook(LEDGER_CONN_ID)
+    return EthernityHook()
+
+
 def do_requests_count() -> int:
-    """DO requests on the devnet's protocol contract (``ethernity_default``)."""
-    return int(EthernityHook().client.protocol.functions._getDORequestsCount().call())
+    """DO requests on the devnet's protocol contract."""
+    return int(ledger_hook().client.protocol.functions._getDORequestsCount().call())
 
 
 def wallet_nonce() -> int:
     """Transactions the ``ethernity_default`` wallet has sent, pending ones included."""
-    client = EthernityHook().client
+    client = ledger_hook().client
     return int(client.w3.eth.get_transaction_count(client.address, "pending"))
 
 
@@ -62,7 +75,7 @@ class Ledger:
     """What the requester has paid since it was made: DO requests placed and tokens spent."""
 
     def __init__(self) -> None:
-        self.client = EthernityHook().client
+        self.client = ledger_hook().client
         self.requests = do_requests_count()
         self.tokens = self.client.token_balance()
 

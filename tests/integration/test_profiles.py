@@ -26,7 +26,7 @@ from airflow_provider_ethernity.protocol.reclaim import reclaim
 from airflow_provider_ethernity.protocol.settings import ClientSettings
 from tests.airflow_context import FileStateStore, make_context
 from tests.integration.deferral import Ledger, run_deferrable
-from tests.profile_devnets import APPROVAL_WINDOW, PIN_DELAY, profile_devnet
+from tests.profile_devnets import APPROVAL_WINDOW, PIN_DELAY, started_devnet
 
 pytestmark = pytest.mark.integration
 HELLO = '___etny_result___("Hello, Python World!")'
@@ -35,12 +35,7 @@ HELLO_VALUE = "Hello, Python World!"
 
 @pytest.fixture(scope="module", params=["bloxberg", "polygon"])
 def profile_net(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    net = profile_devnet(request.param, tmp_path_factory.mktemp(f"devnet-{request.param}"))
-    net.start()
-    try:
-        yield net
-    finally:
-        net.stop()
+    yield from started_devnet(request.param, None, tmp_path_factory)
 
 
 @pytest.fixture
@@ -72,7 +67,7 @@ def test_a_task_runs_with_the_networks_token_and_gas_model_and_a_result_pinned_l
     result's bytes appear 3 s after the close: read after they appear, never resubmitted."""
     ledger = Ledger()
     client = client_for(conns)
-    before = nonce(client)
+    before, first_block = nonce(client), ledger.client.w3.eth.block_number + 1  # blocks of this task
     result = client.run_task(HELLO, resources={"taskPrice": 3}, order_wait_timeout=60, timeout=120)
     assert result.success and result.value == HELLO_VALUE
     sent = nonce(client) - before
@@ -88,24 +83,24 @@ def test_a_task_runs_with_the_networks_token_and_gas_model_and_a_result_pinned_l
         assert sent == 3, f"{sent} transactions: expected approve + _addDORequest + _approveOrder"
     assert re.search(rf"pinned {PIN_DELAY:g} s after the close", agent_log(profile_net))
     ledger.assert_paid_once(tasks=1, price=3)
+    assert_gas_fields(profile_net, client, wallet_transactions(ledger.client.w3, client.address, first_block), sent)
 
 
-def test_gas_fields_follow_the_network(profile_net, conns):
-    """Every transaction of the wallet is legacy (type 0, gasPrice 2,000,000 wei) on bloxberg, EIP-1559 on polygon."""
-    client = client_for(conns)
-    w3 = client.w3
+def wallet_transactions(w3, address: str, first_block: int) -> list:
+    """The transactions ``address`` sent in the blocks from ``first_block`` to the head (read on anvil itself)."""
     head = w3.eth.block_number
-    seen = 0
-    for number in range(head, max(0, head - 200), -1):
-        for tx in w3.eth.get_block(number, True)["transactions"]:
-            if tx["from"] != client.address:
-                continue
-            seen += 1
-            if profile_net.profile.name == "bloxberg":
-                assert tx["type"] == 0 and tx["gasPrice"] == 2_000_000, tx
-            else:
-                assert tx["type"] == 2 and tx["maxPriorityFeePerGas"] == client.network.gas.max_priority_fee_per_gas_wei
-    assert seen, "no transaction of the wallet found"
+    return [tx for number in range(first_block, head + 1)
+            for tx in w3.eth.get_block(number, True)["transactions"] if tx["from"] == address]  # fmt: skip
+
+
+def assert_gas_fields(profile_net: Devnet, client: EthernityClient, txs: list, sent: int) -> None:
+    """Every transaction of the wallet is legacy (type 0, gasPrice 2,000,000 wei) on bloxberg, EIP-1559 on polygon."""
+    assert len(txs) == sent, f"{len(txs)} mined transactions of the wallet, {sent} sent"
+    for tx in txs:
+        if profile_net.profile.name == "bloxberg":
+            assert tx["type"] == 0 and tx["gasPrice"] == 2_000_000, tx
+        else:
+            assert tx["type"] == 2 and tx["maxPriorityFeePerGas"] == client.network.gas.max_priority_fee_per_gas_wei
 
 
 def test_artefacts_only_on_a_private_ipfs_fail_before_paying(profile_net, conns):

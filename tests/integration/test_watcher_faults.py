@@ -4,11 +4,15 @@ Each test plays both sides of the orders itself (raw transactions, the agent idl
 when and in which block an event appears: logs served behind the head, an RPC that refuses wide log
 ranges, and reorgs (``anvil_reorg``) that re-mine a close at a scanned height or replace a placement.
 Periodic status probes are switched off where a test proves that the logs path itself copes.
+
+The suite runs on every devnet profile (interval mining, legacy gas on bloxberg, a base fee on polygon); the
+fault proxy stands in front of anvil itself, so a profile's chain front (lag, hidden closes) does not mix in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +26,7 @@ from airflow_provider_ethernity.protocol.async_client import AsyncChainReader
 from airflow_provider_ethernity.protocol.events import ORDER_CLOSED_TOPIC, decode_order_closed
 from airflow_provider_ethernity.protocol.watcher import OrderEventWatcher
 from benchmarks.orders import BENCH_NODE_KEY, RESOURCES, Sender, wait_mined
+from tests.profile_devnets import EVERY_PROFILE, REAL_APPROVAL_WINDOW, started_devnet
 from tests.rpc_faults import RpcFaultProxy
 
 pytestmark = pytest.mark.integration
@@ -35,8 +40,10 @@ class Market:
         from web3 import Web3
 
         state = devnet.state
-        self.w3 = Web3(Web3.HTTPProvider(state.rpc_url, request_kwargs={"timeout": 60}))
+        rpc_url = state.anvil_rpc_url or state.rpc_url  # anvil itself, not a profile's chain front
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
         self.address = state.protocol_address
+        self.block_time = state.block_time or 0
         self.protocol = self.w3.eth.contract(address=state.protocol_address, abi=load_abi(PROTOCOL))
         self.requester = Sender(self.w3, devnet.requester_key)
         self.node = Sender(self.w3, BENCH_NODE_KEY)
@@ -47,6 +54,21 @@ class Market:
         (tx_hash,) = sender.send_all([call], GAS)
         wait_mined(self.w3, [tx_hash], 60)
         return self.w3.eth.get_transaction_receipt(tx_hash)
+
+    @contextlib.contextmanager
+    def mining_paused(self) -> Iterator[None]:
+        """No block but the ones the test makes (a transaction, ``evm_mine``) on a profile's interval-mined
+        chain, so a reorg's depth means what the test says; the chain's rhythm is restored afterwards."""
+        if not self.block_time:
+            yield
+            return
+        self.rpc("evm_setIntervalMining", 0)
+        self.rpc("evm_setAutomine", True)
+        try:
+            yield
+        finally:
+            self.rpc("evm_setAutomine", False)
+            self.rpc("evm_setIntervalMining", int(self.block_time))
 
     def rpc(self, method: str, *params: Any) -> Any:
         return self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
@@ -83,6 +105,12 @@ class Market:
         logs = self.w3.eth.get_logs({"address": self.address, "fromBlock": from_block, "toBlock": "latest",
                                      "topics": [ORDER_CLOSED_TOPIC]})  # fmt: skip
         return next((int(e["blockNumber"]) for e in logs if decode_order_closed(e["data"]) == order_id), None)
+
+
+@pytest.fixture(scope="module", params=EVERY_PROFILE)
+def devnet(request: pytest.FixtureRequest, default_devnet: Any, tmp_path_factory: Any) -> Iterator[Any]:
+    """The suite runs on each profile's devnet in turn."""
+    yield from started_devnet(request.param, default_devnet, tmp_path_factory, REAL_APPROVAL_WINDOW)
 
 
 @pytest.fixture
@@ -214,7 +242,7 @@ def test_a_close_re_mined_by_a_reorg_at_a_scanned_height_completes_the_wait(mark
     order_id, _block = market.place(do_id, dp_id)
     market.approve(order_id)
     from_block = market.head()
-    with RpcFaultProxy(market.w3.provider.endpoint_uri) as proxy:
+    with RpcFaultProxy(market.w3.provider.endpoint_uri) as proxy, market.mining_paused():
 
         async def run() -> tuple[int, int]:
             w = watcher_for(proxy.url, market)
@@ -240,7 +268,7 @@ def test_a_close_re_mined_by_a_reorg_at_a_scanned_height_completes_the_wait(mark
 def test_a_placement_replaced_by_a_reorg_before_its_confirmations_is_not_acted_on(market) -> None:
     (do_a, dp_a), (do_b, dp_b) = market.requests(), market.requests()
     from_block = market.head()
-    with RpcFaultProxy(market.w3.provider.endpoint_uri) as proxy:
+    with RpcFaultProxy(market.w3.provider.endpoint_uri) as proxy, market.mining_paused():
 
         async def run() -> tuple[int, int]:
             w = watcher_for(proxy.url, market, confirmations=2)

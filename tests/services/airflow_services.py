@@ -71,6 +71,9 @@ class AirflowServices:
     edge_concurrency: int = 8
     #: triggerers and workers each with their own HOME, TMPDIR and ETHERNITY_LOCK_DIR (see the module doc)
     separate_machines: bool = False
+    #: the CPUs of each edge worker's "machine": worker i's process tree (its task processes included) runs only
+    #: on ``edge_worker_cpus[(i - 1) % len]`` (``taskset``; children inherit the affinity); empty: any CPU
+    edge_worker_cpus: tuple[int, ...] = ()
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     #: what the last ``stop`` (through :func:`.deployments.running`) had to kill outside the process groups
     killed: list[str] = field(default_factory=list)
@@ -209,9 +212,11 @@ class AirflowServices:
             ]  # fmt: skip
         else:
             command = commands[name]
+        cpus = self.cpus_of(name)
+        pin = ["taskset", "--cpu-list", ",".join(map(str, sorted(cpus)))] if cpus else []  # taskset execs airflow
         with open(self.home / f"{name}.log", "ab") as log:
             self.procs[name] = subprocess.Popen(
-                [AIRFLOW, *command],
+                [*pin, AIRFLOW, *command],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -219,6 +224,13 @@ class AirflowServices:
                 cwd=self.home,
                 start_new_session=True,
             )
+
+    def cpus_of(self, name: str) -> set[int]:
+        """The CPUs ``name`` is confined to (children inherit it); empty: any."""
+        if not (self.edge_worker_cpus and name.startswith("edge-worker-")):
+            return set()
+        index = int(name.rsplit("-", 1)[1]) - 1
+        return {self.edge_worker_cpus[index % len(self.edge_worker_cpus)]}
 
     def restart(self, name: str, grace: float = 30.0) -> None:
         """Stop one service (its whole process group, SIGTERM then SIGKILL) and start it again."""

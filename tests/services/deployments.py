@@ -63,8 +63,10 @@ def distributed_services(
     edge_workers: int = 2,
     edge_concurrency: int = 6,
     triggerers: int = 2,
+    edge_worker_cpus: tuple[int, ...] = (),
 ) -> AirflowServices:
-    """The Edge executor on the PostgreSQL ``db_url``; every worker and triggerer its own machine."""
+    """The Edge executor on the PostgreSQL ``db_url``; every worker and triggerer its own machine (with
+    ``edge_worker_cpus``, each worker's machine has its own CPU: see ``AirflowServices.edge_worker_cpus``)."""
     return AirflowServices(
         home=home,
         dags_folder=dags_folder,
@@ -73,6 +75,7 @@ def distributed_services(
         triggerers=triggerers,
         edge_workers=edge_workers,
         edge_concurrency=edge_concurrency,
+        edge_worker_cpus=edge_worker_cpus,
         parallelism=16,
         separate_machines=True,
         extra_env={"AIRFLOW_CONN_ETHERNITY_DEFAULT": connection_json, **RETRY_ENV, **DISTRIBUTED_ENV},

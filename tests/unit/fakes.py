@@ -269,6 +269,8 @@ class FakeClient:
     def get_order(self, order_id: int) -> Order:
         return self.orders[int(order_id)]
 
+    get_order_once_approved = get_order  # no replica here to lag
+
     def get_order_status(self, order_id: int) -> OrderStatus:
         return OrderStatus(self.get_order(order_id).status)
 

@@ -83,3 +83,32 @@ def test_a_late_result_is_read_until_the_orders_deadline_not_only_the_window(sle
     calls.clear()
     assert storage.read_result_blob(client, 7, "bafyresult", read_until=time.time() + 600) == "api-bytes"
     assert calls == ["api", "api", "api"]
+
+
+@pytest.mark.parametrize(
+    ("reads", "expected"), [(["OPEN", "OPEN", "PROCESSING"], "PROCESSING"), (["OPEN"] * 9, "OPEN")]
+)
+def test_an_order_read_open_after_its_approval_is_read_again(
+    monkeypatch: pytest.MonkeyPatch, reads: list[str], expected: str
+) -> None:
+    """A lagging replica shows an approved order OPEN: read again for a few blocks, then take what it says."""
+    from airflow_provider_ethernity.protocol import orders
+    from airflow_provider_ethernity.protocol.connection import LAGGING_READ_ATTEMPTS
+    from airflow_provider_ethernity.protocol.contracts import Order
+    from airflow_provider_ethernity.protocol.events import OrderStatus
+
+    answers = iter(reads)
+    asked: list[int] = []
+
+    class Reads(orders.OrderReads):
+        def __init__(self) -> None:  # no chain: only the order reads are answered
+            self.log = logging.getLogger("test")
+            self.network = SimpleNamespace(block_time=1.0)  # type: ignore[assignment]
+
+        def get_order(self, order_id: int) -> Order:
+            asked.append(order_id)
+            return Order(order_id, "0xa", "0xb", 1, 0, int(OrderStatus[next(answers)]))
+
+    monkeypatch.setattr(orders.time, "sleep", lambda seconds: None)
+    assert Reads().get_order_once_approved(5).status_name == expected
+    assert len(asked) == (3 if expected == "PROCESSING" else LAGGING_READ_ATTEMPTS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -201,3 +202,61 @@ def test_a_lone_surrogate_value_is_an_error_and_a_failing_destination_is_not_swa
     good = io.BytesIO(envelope("value").encode())
     with pytest.raises(ValueError, match="destination refused"):
         copy_result_text(good, _Full)
+
+
+class _DropsMidway:
+    """A destination (an ``ObjectStoragePath`` in production) whose connection drops after the first piece: the
+    file it opens keeps what was written, as an object store commits on close."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def unlink(self, missing_ok: bool = False) -> None:
+        self.path.unlink(missing_ok=missing_ok)
+
+    def open(self, mode: str) -> io.RawIOBase:
+        path = self.path
+
+        class _Writer(io.RawIOBase):
+            def __init__(self) -> None:
+                self.out = path.open(mode)
+
+            def writable(self) -> bool:
+                return True
+
+            def write(self, data) -> int:  # type: ignore[override]
+                self.out.write(bytes(data)[:1])
+                self.out.flush()
+                raise ConnectionResetError("the storage connection dropped")
+
+            def close(self) -> None:
+                self.out.close()
+                super().close()
+
+        return _Writer()
+
+
+def test_a_destination_that_fails_midway_is_removed_and_the_error_raised(tmp_path: Path) -> None:
+    from airflow_provider_ethernity.protocol.results import OrderResult, ResultTransaction
+    from airflow_provider_ethernity.protocol.results_fetch import ResultFetcher
+
+    fetcher = ResultFetcher.__new__(ResultFetcher)  # _store needs no chain or IPFS
+    fetcher.log = logging.getLogger("test")
+    tx = ResultTransaction("0x1", "0x2", 1, 7, "v3", 0, "c" * 64, "e", "v3:x:baf")
+    plaintext = envelope("a value that does not fit").encode()
+    opened = OpenedResult(io.BytesIO(plaintext), "c" * 64, len(plaintext))
+    target = _DropsMidway(tmp_path / "result.txt")
+    with pytest.raises(ConnectionResetError, match="dropped"):
+        fetcher._store(tx, 7, OrderResult("v3", b"", "baf"), opened, target)
+    assert not target.path.exists(), "a partial result was left at the destination"
+
+    class _NoUnlink(_DropsMidway):
+        unlink = None  # type: ignore[assignment]
+
+    kept = _NoUnlink(tmp_path / "kept.txt")
+    with pytest.raises(ConnectionResetError):
+        fetcher._store(tx, 7, OrderResult("v3", b"", "baf"), opened, kept)
+    assert kept.path.read_bytes() == b"a"  # nothing to remove it with: the error still comes through

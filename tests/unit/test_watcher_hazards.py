@@ -777,3 +777,29 @@ def test_seen_events_are_forgotten_oldest_first(monkeypatch) -> None:
     for block in range(20):
         w._note(wm.CLOSED, block, block, None)
     assert len(w._seen) <= 8 and (wm.CLOSED, 19) in w._seen and (wm.CLOSED, 0) not in w._seen
+
+
+def test_a_probe_of_a_request_the_replica_does_not_know_yet_is_not_found_quietly(caplog) -> None:
+    """A lagging replica reverts reads of a DO request it has not seen: the real contracts with Solidity's panic
+    0x32 (array index out of bounds), the devnet's with ``no such DO request``. Not a failure: asked again."""
+    from web3.exceptions import ContractLogicError, ContractPanicError
+
+    async def main() -> None:
+        r = FakeReader(head=100)
+        w = make(r)
+        wait = await start(w.wait_order_placed(9, 100))
+        unknown = [ContractPanicError("Panic error 0x32: Array index is out of bounds."),
+                   ContractLogicError("execution reverted: no such DO request")]  # fmt: skip
+        r.fail_calls["do_request_status"] = unknown * 2  # at the safe head, then at the cursor
+        await w._probe(1)
+        await w._probe(1)
+        assert not wait.done() and w._waits.placed[9][0] in w._probe_ring
+        r.requests[9], r.orders[3] = RequestStatus.BOOKED, (9, OrderStatus.OPEN)
+        await w._probe(1)
+        assert await wait == 3
+        await stop(w)
+
+    with caplog.at_level(logging.DEBUG, logger="airflow_provider_ethernity.protocol.watcher"):
+        asyncio.run(main())
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.WARNING], "a replica's lag was a warning"
+    assert any("not on chain yet" in rec.getMessage() for rec in caplog.records)
