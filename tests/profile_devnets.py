@@ -33,13 +33,20 @@ def profile_devnet(profile: str, workdir: Path, approval_window: float = APPROVA
 EVERY_PROFILE = ("default", "bloxberg", "polygon")
 
 
-def started_devnet(profile: str, default: Devnet | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    """A fixture body: the session's ``default`` devnet, or a started devnet of ``profile`` stopped afterwards."""
+def started_devnet(
+    profile: str,
+    default: Devnet | None,
+    tmp_path_factory: pytest.TempPathFactory,
+    approval_window: float = APPROVAL_WINDOW,
+) -> Iterator[Devnet]:
+    """A fixture body: the session's ``default`` devnet, or a started devnet of ``profile`` stopped afterwards.
+    The fault suite passes the real networks' 60 s ``approval_window`` (its faults are elsewhere; the window has
+    its own tests), so a loaded machine's slow approval is not mistaken for one of them."""
     if profile == "default":
         assert default is not None, "the default profile needs the session's devnet"
         yield default
         return
-    net = profile_devnet(profile, tmp_path_factory.mktemp(f"devnet-{profile}"))
+    net = profile_devnet(profile, tmp_path_factory.mktemp(f"devnet-{profile}"), approval_window)
     net.start()
     try:
         yield net
