@@ -74,7 +74,9 @@ def test_rpc_down_during_a_deferred_wait_the_trigger_keeps_waiting(agent, devnet
                 direct.wait_for_order_id, do_request_id, from_block, None, timeout=60, poll_interval=0.1
             )
             approving = time.monotonic() + 120
-            while direct.get_order_status(order_id) == OrderStatus.OPEN:  # the trigger approves it
+            # sync web3 calls stay off the event loop's thread: web3 guards its sync and async HTTP sessions
+            # with one class-wide lock, which a suspended async call of the trigger can hold
+            while await asyncio.to_thread(direct.get_order_status, order_id) == OrderStatus.OPEN:
                 assert not waiting.done(), f"the trigger ended before approving: {waiting.result()}"
                 assert time.monotonic() < approving, "the trigger did not approve the order within 120 s"
                 await asyncio.sleep(0.1)
