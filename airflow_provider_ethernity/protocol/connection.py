@@ -132,18 +132,23 @@ class ClientConnection:
         params = log_filter(self.network.protocol_address, topic, from_block, to_block)
         return list(self._rpc(lambda: self.w3.eth.get_logs(params)))
 
-    def _lagging_read(self, read: Callable[[], T], what: str) -> T:
-        """A read that may revert on a replica that has not seen the latest block yet: tried a few blocks."""
+    def _lagging_read(self, read: Callable[[], T], what: str, stale: Callable[[T], bool] | None = None) -> T:
+        """A read that may revert on a replica that has not seen the latest block yet, or (``stale``) answer
+        from before it: tried a few blocks; a value still stale after that is returned as it is."""
         for attempt in range(LAGGING_READ_ATTEMPTS):
+            last = attempt == LAGGING_READ_ATTEMPTS - 1
             try:
-                return read()
+                value = read()
             except TransientError:
                 raise
             except Exception:
-                if attempt == LAGGING_READ_ATTEMPTS - 1:
+                if last:
                     raise
-                self.log.debug("%s not readable yet; asking again", what)
-                time.sleep(min(2.0, self.network.block_time))
+            else:
+                if stale is None or last or not stale(value):
+                    return value
+            self.log.debug("%s not readable yet; asking again", what)
+            time.sleep(min(2.0, self.network.block_time))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ------------------------------------------------------------------ checks

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from airflow_provider_ethernity.protocol.connection import LAGGING_READ_ATTEMPTS, ClientConnection
+from airflow_provider_ethernity.protocol.connection import ClientConnection
 from airflow_provider_ethernity.protocol.contracts import DORequestRow, Order
 from airflow_provider_ethernity.protocol.errors import ChainError
 from airflow_provider_ethernity.protocol.events import (
@@ -82,14 +82,9 @@ class OrderReads(ClientConnection):
     def get_order_once_approved(self, order_id: int) -> Order:
         """The order of an approval known to be mined: a lagging replica may still show it OPEN, so an OPEN row
         is read again for a few blocks (a row still OPEN after that is returned as it is)."""
-        order = self.get_order(order_id)
-        for _ in range(LAGGING_READ_ATTEMPTS - 1):
-            if order.status != OrderStatus.OPEN:
-                break
-            self.log.debug("Order %s still reads OPEN after its approval (a lagging replica); asking again", order_id)
-            time.sleep(min(2.0, self.network.block_time))
-            order = self.get_order(order_id)
-        return order
+        return self._lagging_read(
+            lambda: self.get_order(order_id), f"order {order_id} (approved)", lambda o: o.status == OrderStatus.OPEN
+        )
 
     def approve_order(self, order_id: int) -> str | None:
         """Approve an open order; idempotent: an order already approved (or delegated, closed) is left as it is

@@ -92,7 +92,7 @@ def test_an_order_read_open_after_its_approval_is_read_again(
     monkeypatch: pytest.MonkeyPatch, reads: list[str], expected: str
 ) -> None:
     """A lagging replica shows an approved order OPEN: read again for a few blocks, then take what it says."""
-    from airflow_provider_ethernity.protocol import orders
+    from airflow_provider_ethernity.protocol import connection, orders
     from airflow_provider_ethernity.protocol.connection import LAGGING_READ_ATTEMPTS
     from airflow_provider_ethernity.protocol.contracts import Order
     from airflow_provider_ethernity.protocol.events import OrderStatus
@@ -109,6 +109,6 @@ def test_an_order_read_open_after_its_approval_is_read_again(
             asked.append(order_id)
             return Order(order_id, "0xa", "0xb", 1, 0, int(OrderStatus[next(answers)]))
 
-    monkeypatch.setattr(orders.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(connection.time, "sleep", lambda seconds: None)
     assert Reads().get_order_once_approved(5).status_name == expected
     assert len(asked) == (3 if expected == "PROCESSING" else LAGGING_READ_ATTEMPTS)
