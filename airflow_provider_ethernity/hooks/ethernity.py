@@ -220,10 +220,12 @@ class EthernityHook(BaseHook):
         return self.client.cancel_task(do_request_id)
 
     def get_result(
-        self, order_id: int, challenge: str | None = None, *, challenge_salt: str | None = None
-    ) -> TaskResult:
-        """The verified, decrypted result of a closed order (give the submission's ``challenge_salt``)."""
-        return self.client.get_result(order_id, challenge, challenge_salt=challenge_salt)
+        self, order_id: int, challenge: str | None = None, *, challenge_salt: str | None = None,
+        max_result_bytes: int | None = None,
+    ) -> TaskResult:  # fmt: skip
+        """The verified, decrypted result of a closed order (give the submission's ``challenge_salt``); a result
+        bigger than ``max_result_bytes`` is refused before it is decrypted."""
+        return self.client.get_result(order_id, challenge, max_result_bytes, challenge_salt=challenge_salt)
 
     def fetch_result(self, reference: dict[str, Any]) -> TaskResult:
         """The verified, decrypted result a ``result_mode="reference"`` task returned the reference of."""

@@ -19,11 +19,15 @@ class _ExplorerLink(BaseOperatorLink):
 
         return XCom.get_value(key=self.xcom_key, ti_key=ti_key) or ""
 
+    @staticmethod
+    def url(explorer_url: str | None, path: str) -> str:
+        """The link's target: empty (no button target) when the network has no explorer."""
+        return f"{explorer_url.rstrip('/')}/{path.lstrip('/')}" if explorer_url else ""
+
     @classmethod
     def persist(cls, context: Any, explorer_url: str | None, path: str) -> None:
-        """Push the link for this task instance; empty (no button target) when the network has no explorer."""
-        url = f"{explorer_url.rstrip('/')}/{path.lstrip('/')}" if explorer_url else ""
-        context["ti"].xcom_push(key=cls().xcom_key, value=url)
+        """Push the link for this task instance (the UI reads it from XCom)."""
+        context["ti"].xcom_push(key=cls().xcom_key, value=cls.url(explorer_url, path))
 
 
 class EthernityRequestLink(_ExplorerLink):

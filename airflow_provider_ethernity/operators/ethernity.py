@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.links.ethernity import EthernityOrderLink, EthernityRequestLink
 from airflow_provider_ethernity.operators.announce import ResultAnnouncementMixin
 from airflow_provider_ethernity.operators.data_boundary import DataBoundaryMixin, check_boundary
+from airflow_provider_ethernity.operators.deferral import DeferralMixin
 from airflow_provider_ethernity.operators.inputs import check_static_parameters, warn_native_rendering
 from airflow_provider_ethernity.operators.inputs import encode_input as _encode_input
 from airflow_provider_ethernity.protocol.errors import (
@@ -44,7 +45,7 @@ class EthernityTaskFailed(TaskFailedError, AirflowFailException):
     failure). Fix the code or input and clear the task: a changed task submits anew."""
 
 
-class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseOperator):
+class EthernityRunTaskOperator(DeferralMixin, DataBoundaryMixin, ResultAnnouncementMixin, BaseOperator):
     """Run Python code confidentially on an Ethernity Cloud node and return its verified, decrypted result.
 
     Flow: submit (seal code and input for the enclave, upload to IPFS, ``_addDORequest``) -> wait for a node
@@ -75,6 +76,11 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
     :param wait_for_completion: wait for the result (default). If False, return after the order is approved
         with ``order_id`` and ``challenge_salt`` in XCom, for an :class:`EthernityTaskSensor` downstream.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param end_from_trigger: in deferrable mode, let the triggerer end the task with the verified result, so the
+        task never resumes in a worker (one worker process per task instead of two). ``None`` (default): yes,
+        unless Airflow listeners are registered or a custom XCom backend is set. It applies only to a value
+        result without ``result_path`` and outlets; a task error, a failed check, a late or big result resume
+        in a worker as usual.
     :param poll_interval: seconds between chain polls while waiting.
     :param order_wait_timeout: seconds to wait for a node to take the request; then it is cancelled and its
         escrow returned, and the task fails.
@@ -127,6 +133,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         result_path: Any = None,
         result_mode: str = "value",
         confidential: bool = False,
+        end_from_trigger: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -148,6 +155,7 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
         self.result_path = result_path
         self.result_mode = result_mode
         self.confidential = confidential
+        self._end_from_trigger = end_from_trigger  # resolved by the ``end_from_trigger`` property
         check_boundary(input_data, input_path, result_path, result_mode, confidential)
         check_static_parameters(
             poll_interval=poll_interval, order_wait_timeout=order_wait_timeout, completion_timeout=completion_timeout,
@@ -294,70 +302,6 @@ class EthernityRunTaskOperator(DataBoundaryMixin, ResultAnnouncementMixin, BaseO
             except OperatorFaultError as fault:
                 sub = lifecycle.resubmit(spec, sub, fault)
                 self._publish(context, sub)
-
-    def _defer(self, lifecycle: TaskLifecycle, sub: Submission) -> NoReturn:
-        from airflow_provider_ethernity.protocol.submission import Phase
-        from airflow_provider_ethernity.triggers.ethernity import EthernityTaskTrigger
-
-        assert sub.do_request_id is not None, "a submission is deferred only once its DO request is placed"
-        self.log.info(
-            "Deferring: the triggerer waits for the order of DO request %s, approves it and waits for TASK_COMPLETED",
-            sub.do_request_id,
-        )
-        self.defer(
-            trigger=EthernityTaskTrigger(
-                ethernity_conn_id=self.ethernity_conn_id,
-                do_request_id=sub.do_request_id,
-                from_block=sub.from_block,
-                poll_interval=self.poll_interval,
-                order_deadline=sub.order_deadline,
-                completion_timeout=lifecycle.completion_timeout_seconds(sub),
-                approve=not sub.pinned and sub.phase is not Phase.APPROVED,
-                wait_for_completion=self.wait_for_completion,
-                order_id=sub.order_id,
-                order_count_anchor=sub.order_count_anchor,
-            ),
-            method_name="execute_complete",
-        )
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
-        """Resumed from :class:`EthernityTaskTrigger`. Works when Airflow drops the resume kwargs: everything
-        comes from the task state; a try with no submission record was superseded and stops."""
-        try:
-            return self._resume(context, event)
-        finally:
-            self._discard_staged_input()
-
-    def _resume(self, context: Context, event: dict[str, Any] | None) -> Any:
-        from airflow_provider_ethernity.protocol.submission import FencedError
-        from airflow_provider_ethernity.triggers.ethernity import TaskEventStatus, validate_event
-
-        spec = self._spec()
-        lifecycle = self._lifecycle(context)
-        sub = lifecycle.store.load()
-        if sub is None:
-            raise FencedError(
-                "resumed without a submission record in the task state: this try was superseded (Airflow moved "
-                "the task instance on) or its state was lost; it stops here and sends nothing"
-            )
-        ev = validate_event(event)
-        if ev.do_request_id != sub.do_request_id:
-            raise FencedError(
-                f"the trigger event is for DO request {ev.do_request_id}, but this task's submission is DO request "
-                f"{sub.do_request_id}: a stale event; nothing is sent"
-            )
-        self._publish(context, sub)
-        if ev.status is TaskEventStatus.CANCELLED:
-            raise lifecycle.cancelled(sub)
-        if ev.status is TaskEventStatus.ERROR:
-            raise AirflowException(f"DO request {sub.do_request_id}: {ev.message}")
-        assert ev.order_id is not None
-        sub = lifecycle.order_placed(sub, ev.order_id, approved=True, approval_tx=ev.approval_tx,
-                                     approved_at=ev.approved_at)  # fmt: skip
-        self._order_known(context, sub)
-        if ev.status is TaskEventStatus.TIMEOUT:
-            raise lifecycle.completion_timeout_error(sub)
-        return self._finish(context, lifecycle, spec, sub)
 
     def _finish(self, context: Context, lifecycle: TaskLifecycle, spec: TaskSpec, sub: Submission) -> Any:
         if not self.wait_for_completion:

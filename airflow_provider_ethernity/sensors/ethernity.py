@@ -45,10 +45,11 @@ class EthernityTaskSensor(BaseSensorOperator):
         ``challenge_salt``, or the XComs of ``submit_task_id`` at the sensor's own map index, are rendered in the
         triggerer). Needs
         ``deferrable`` and a ``challenge_salt`` (or ``submit_task_id``), not a raw ``challenge``.
-    :param end_from_trigger: with ``start_from_trigger`` (default True): the triggerer also fetches, verifies and
-        decrypts the result and ends the task with it, so a successful wait never occupies a worker. A failed
-        task code, a result that fails a check, or a value that is not JSON resume in a worker as usual. The
-        sensor's ``timeout`` is then Airflow's trigger timeout (the task fails, even with ``soft_fail``).
+    :param end_from_trigger: with ``start_from_trigger``: the triggerer also fetches, verifies and decrypts the
+        result and ends the task with it, so a successful wait never occupies a worker. ``None`` (default): yes,
+        unless Airflow listeners are registered or a custom XCom backend is set. A failed task code, a result
+        that fails a check, or a value that is not JSON resume in a worker as usual. The sensor's ``timeout`` is
+        then Airflow's trigger timeout (the task fails, even with ``soft_fail``).
 
     ``timeout``, ``soft_fail``, ``mode`` ("poke"/"reschedule") and the other sensor arguments work as usual.
     A failed task code fails the sensor with the code name and the enclave's error text.
@@ -77,7 +78,7 @@ class EthernityTaskSensor(BaseSensorOperator):
         deferrable: bool = True,
         poll_interval: float = 2.0,
         start_from_trigger: bool = False,
-        end_from_trigger: bool = True,
+        end_from_trigger: bool | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
@@ -92,9 +93,14 @@ class EthernityTaskSensor(BaseSensorOperator):
         self.ethernity_conn_id = ethernity_conn_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
-        self.end_from_trigger = end_from_trigger
+        # Airflow reads this attribute (a DAG whose task has it True fails to load while listeners are registered):
+        # True only where the task really may end in the triggerer
+        self.end_from_trigger = False
         self.start_from_trigger = start_from_trigger
         if start_from_trigger:
+            from airflow_provider_ethernity.triggers.ending import resolve_end_from_trigger
+
+            self.end_from_trigger = resolve_end_from_trigger(end_from_trigger)
             self._start_in_triggerer()
 
     def _start_in_triggerer(self) -> None:

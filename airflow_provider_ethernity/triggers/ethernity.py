@@ -12,14 +12,25 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
+from airflow_provider_ethernity.triggers.ending import brief as _brief
+from airflow_provider_ethernity.triggers.ending import result_for_xcom
+from airflow_provider_ethernity.triggers.events import TaskEvent, TaskEventStatus, validate_event
 from airflow_provider_ethernity.wallets import FIRST
+
+__all__ = [
+    "EthernityOrderPlacedTrigger",
+    "EthernityTaskCompletedTrigger",
+    "EthernityTaskResultTrigger",
+    "EthernityTaskTrigger",
+    "TaskEvent",
+    "TaskEventStatus",
+    "validate_event",
+]
 
 
 class _EthernityWaitTrigger(BaseTrigger):
@@ -137,64 +148,6 @@ class EthernityTaskCompletedTrigger(_EthernityWaitTrigger):
             yield TriggerEvent({"status": "timeout", "order_id": self.order_id})
 
 
-class TaskEventStatus(str, Enum):
-    """Statuses of :class:`EthernityTaskTrigger` events (they cross the deferral boundary as strings)."""
-
-    COMPLETED = "completed"  # the order closed: fetch the result
-    APPROVED = "approved"  # the order is approved (``wait_for_completion=False``)
-    CANCELLED = "cancelled"  # no node took the request in time: it was cancelled, the escrow returned
-    TIMEOUT = "timeout"  # the order did not close within the completion timeout
-    ERROR = "error"  # the trigger could not go on (approval refused, order cancelled, ...)
-
-
-@dataclass(frozen=True)
-class TaskEvent:
-    """A validated :class:`EthernityTaskTrigger` event."""
-
-    status: TaskEventStatus
-    do_request_id: int
-    order_id: int | None = None
-    approval_tx: str | None = None
-    message: str = ""
-    approved_at: float | None = None  # epoch seconds: where the result read window starts
-
-    def to_payload(self) -> dict[str, Any]:
-        return {
-            "status": self.status.value,
-            "do_request_id": self.do_request_id,
-            "order_id": self.order_id,
-            "approval_tx": self.approval_tx,
-            "message": self.message,
-            "approved_at": self.approved_at,
-        }
-
-
-def validate_event(event: Any) -> TaskEvent:
-    """Check a resumed task's event (as dbt Cloud's ``validate_execute_complete_event``): a missing or
-    malformed event is an error naming what was received, never a silent branch."""
-    if not isinstance(event, dict):
-        raise ValueError(f"the Ethernity trigger event is missing or not a dict: {event!r}")
-    try:
-        status = TaskEventStatus(event.get("status"))
-        order_id = event.get("order_id")
-        if order_id is None and status in (
-            TaskEventStatus.COMPLETED,
-            TaskEventStatus.APPROVED,
-            TaskEventStatus.TIMEOUT,
-        ):
-            raise ValueError(f"a {status.value!r} event names no order_id")
-        return TaskEvent(
-            status=status,
-            do_request_id=int(event["do_request_id"]),
-            order_id=None if order_id is None else int(order_id),
-            approval_tx=event.get("approval_tx"),
-            message=str(event.get("message") or ""),
-            approved_at=None if event.get("approved_at") is None else float(event["approved_at"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"the Ethernity trigger event is malformed ({exc}): {event!r}") from None
-
-
 #: Threads for the triggerer's spending calls (approvals, cancellations): each waits for its receipt, so
 #: many tasks approving at once must not queue behind one thread.
 _SPEND_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ethernity-spend")
@@ -210,7 +163,9 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
     serialized kwargs: finding the order again, approving is idempotent.
 
     Events (see :class:`TaskEventStatus`): completed, approved (``wait_for_completion=False``), cancelled,
-    timeout, error.
+    timeout, error. With ``end_from_trigger`` a completed task whose result verifies (see :mod:`.ending`), or an
+    approved one, ends here instead: a ``TaskSuccessEvent`` with the XComs the operator would have pushed
+    (``return_value``, ``order_id``, ``result_cid``, ``task_code_name`` and the order's link).
     """
 
     def __init__(
@@ -223,6 +178,9 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
         wait_for_completion: bool = True,
         order_id: int | None = None,
         order_count_anchor: int | None = None,
+        end_from_trigger: bool = False,
+        challenge_salt: str | None = None,
+        request_tx: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("cancel_on_kill", order_id is None)
@@ -233,6 +191,9 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
         self.wait_for_completion = bool(wait_for_completion)
         self.order_id = None if order_id is None else int(order_id)
         self.order_count_anchor = None if order_count_anchor is None else int(order_count_anchor)
+        self.end_from_trigger = bool(end_from_trigger)
+        self.challenge_salt = challenge_salt  # public: the challenge is derived from it with the wallet key
+        self.request_tx = request_tx  # the order's link of a pinned order (no approval transaction)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return f"{type(self).__module__}.{type(self).__qualname__}", {
@@ -243,6 +204,9 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
             "wait_for_completion": self.wait_for_completion,
             "order_id": self.order_id,
             "order_count_anchor": self.order_count_anchor,
+            "end_from_trigger": self.end_from_trigger,
+            "challenge_salt": self.challenge_salt,
+            "request_tx": self.request_tx,
         }
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
@@ -275,6 +239,7 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
                 if order_id is None:
                     yield self._event(TaskEventStatus.CANCELLED)
                     return
+        assert order_id is not None
         approval_tx = None
         if self.approve:
             try:
@@ -284,7 +249,11 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
                 return
         approved = {"order_id": order_id, "approval_tx": approval_tx, "approved_at": time.time()}
         if not self.wait_for_completion:
-            yield self._event(TaskEventStatus.APPROVED, **approved)
+            if self.end_from_trigger:
+                yield self._ended(hook, order_id, approval_tx, {"order_id": order_id,
+                                                                 "do_request_id": self.do_request_id})  # fmt: skip
+            else:
+                yield self._event(TaskEventStatus.APPROVED, **approved)
             return
         self.log.info("Waiting for TASK_COMPLETED of order %s", order_id)
         try:
@@ -292,11 +261,24 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
         except asyncio.TimeoutError:
             yield self._event(TaskEventStatus.TIMEOUT, **approved)
             return
+        if self.end_from_trigger:
+            result = await result_for_xcom(hook, order_id, self.challenge_salt, self.log)
+            if result is not None:
+                self.log.info("Result of order %s verified and decrypted in the triggerer: the task ends", order_id)
+                result_ids = {"result_cid": result.result_cid, "task_code_name": result.task_code_name}
+                yield self._ended(hook, order_id, approval_tx, result.value, **result_ids)
+                return
         yield self._event(TaskEventStatus.COMPLETED, **approved)
 
+    def _ended(self, hook: EthernityHook, order_id: int, approval_tx: str | None, value: Any, **xcoms: Any) -> Any:
+        """The task ends in the triggerer with ``value`` and the operator's other XComs."""
+        from airflow_provider_ethernity.links.ethernity import EthernityOrderLink
 
-def _brief(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500]
+        tx = approval_tx or self.request_tx
+        link = EthernityOrderLink.url(hook.settings.network.explorer_url, f"tx/{tx}") if tx else ""
+        return TaskSuccessEvent(
+            xcoms={"return_value": value, "order_id": order_id, EthernityOrderLink().xcom_key: link, **xcoms}
+        )
 
 
 class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
@@ -348,8 +330,6 @@ class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
         self.from_block = number("from_block", self.from_block if self.from_block not in (None, "", "None") else 0)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow.triggers.base import TaskSuccessEvent
-
         self._parse()
         async for event in super().run():
             if not self.end_from_trigger or event.payload.get("status") != "completed":
@@ -374,18 +354,8 @@ class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
             reader = await EthernityHook.afor_connection(self.ethernity_conn_id, FIRST)
             order = await sync_to_async(reader.get_order, thread_sensitive=False)(self.order_id)
             hook = await EthernityHook.afor_connection(self.ethernity_conn_id, order.downer)
-            result = await sync_to_async(hook.get_result, thread_sensitive=False)(
-                self.order_id, None, challenge_salt=salt
-            )
         except Exception as exc:
             self.log.warning("Order %s: the result is fetched in a worker instead (%s)", self.order_id, _brief(exc))
             return None, False
-        if not result.success:
-            return None, False
-        try:
-            import json
-
-            json.dumps(result.value)
-        except (TypeError, ValueError):
-            return None, False  # not JSON: the worker pushes it through its XCom backend
-        return result.value, True
+        result = await result_for_xcom(hook, self.order_id, salt, self.log)
+        return (result.value, True) if result is not None else (None, False)

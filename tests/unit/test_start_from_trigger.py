@@ -109,3 +109,16 @@ def test_serialization_round_trips() -> None:
     classpath, kwargs = trigger.serialize()
     assert classpath == CLASSPATH
     assert EthernityTaskResultTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_the_end_from_trigger_attribute_is_true_only_where_the_task_ends_there(mocker) -> None:
+    """Airflow refuses to load a DAG with a task whose ``end_from_trigger`` is True while listeners are registered
+    (OpenLineage, for one): a sensor that waits in a worker, or one under listeners, must not say True."""
+    manager = mocker.patch("airflow.listeners.listener.get_listener_manager")
+    manager.return_value.has_listeners = True
+    assert EthernityTaskSensor(task_id="a", order_id=5, challenge_salt=SALT).end_from_trigger is False
+    under_listeners = EthernityTaskSensor(task_id="b", order_id=5, challenge_salt=SALT, start_from_trigger=True)
+    assert under_listeners.end_from_trigger is False
+    assert under_listeners.start_trigger_args.trigger_kwargs["end_from_trigger"] is False
+    manager.return_value.has_listeners = False
+    assert EthernityTaskSensor(task_id="c", order_id=5, challenge_salt=SALT, start_from_trigger=True).end_from_trigger

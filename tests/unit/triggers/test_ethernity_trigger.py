@@ -183,6 +183,9 @@ def test_task_trigger_serialization_round_trips() -> None:
         "wait_for_completion": False,
         "order_id": None,
         "order_count_anchor": 3,
+        "end_from_trigger": False,
+        "challenge_salt": None,
+        "request_tx": None,
     }
     assert task_trigger(order_id=4).cancel_on_kill is False
     assert task_trigger(order_count_anchor=None).order_count_anchor is None

@@ -1,0 +1,71 @@
+"""Ending a deferred task in the triggerer (``end_from_trigger``).
+
+At TASK_COMPLETED the trigger fetches, verifies and decrypts the result itself and ends the task with it
+(Airflow's ``TaskSuccessEvent``), so the task never resumes in a worker: one worker process per task instead
+of two. Only the quick, ordinary case ends there: a successful task whose value is JSON, at most
+:data:`MAX_RESULT_BYTES`, readable within the connection's ``result_read_seconds``. Anything else (a task error,
+a failed check, a late or large result, a value that is not JSON) resumes the task in a worker, which has the
+whole read window, the resubmission of operator faults and the usual errors. Reading is all the triggerer does
+here: nothing is signed or spent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_provider_ethernity.hooks.ethernity import EthernityHook
+    from airflow_provider_ethernity.protocol.results import TaskResult
+
+#: The largest result a triggerer decrypts into XCom; a bigger one is fetched in a worker (it also gets the
+#: operator's warning about big values in XCom). The same bound as that warning's.
+MAX_RESULT_BYTES = 1024 * 1024
+#: What ``airflow dags test`` hands a task as its event when the trigger ended it (it resumes the task anyway).
+ENDED_IN_TRIGGERER = "success"
+
+
+def resolve_end_from_trigger(requested: bool | None) -> bool:
+    """An operator's ``end_from_trigger``: as requested, or for ``None`` True wherever ending in the triggerer
+    loses nothing: no listener is registered (Airflow calls no listener for a task that ends there, and refuses a
+    DAG that asks for it while listeners are registered) and XComs are in Airflow's own table (the triggerer
+    writes them there directly, past any custom XCom backend)."""
+    if requested is not None:
+        return bool(requested)
+    from airflow.listeners.listener import get_listener_manager
+    from airflow.sdk import conf
+
+    if get_listener_manager().has_listeners:
+        return False
+    backend = conf.get("core", "xcom_backend", fallback="airflow.sdk.execution_time.xcom.BaseXCom")
+    return backend.startswith("airflow.") and backend.endswith(".BaseXCom")
+
+
+async def result_for_xcom(
+    hook: EthernityHook, order_id: int, challenge_salt: str | None, log: Any
+) -> TaskResult | None:
+    """The verified, successful, JSON result of a closed order, or None: the task then resumes in a worker."""
+    from asgiref.sync import sync_to_async
+
+    if not challenge_salt:
+        return None
+    try:
+        result = await sync_to_async(hook.get_result, thread_sensitive=False)(
+            order_id, challenge_salt=challenge_salt, max_result_bytes=MAX_RESULT_BYTES
+        )
+    except Exception as exc:
+        log.warning("Order %s: the result is fetched in a worker instead (%s)", order_id, brief(exc))
+        return None
+    if not result.success:
+        log.info("Order %s ended with %s: the task resumes in a worker to fail", order_id, result.task_code_name)
+        return None
+    try:
+        json.dumps(result.value)
+    except (TypeError, ValueError):
+        return None  # not JSON: the worker pushes it through its XCom backend
+    return result
+
+
+def brief(exc: BaseException) -> str:
+    """An exception as one short line for a trigger's log or event."""
+    return f"{type(exc).__name__}: {exc}"[:500]
