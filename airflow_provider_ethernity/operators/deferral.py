@@ -34,6 +34,7 @@ class DeferralMixin:
         _end_from_trigger: bool | None
 
         def defer(self, **kwargs: Any) -> NoReturn: ...
+        def iter_mapped_dependants(self) -> Any: ...
         def execute(self, context: Context) -> Any: ...
         def _spec(self) -> TaskSpec: ...
         def _lifecycle(self, context: Context) -> TaskLifecycle: ...
@@ -55,14 +56,22 @@ class DeferralMixin:
     def _ends_in_triggerer(self) -> bool:
         """The trigger ends the task only where a worker would add nothing but the XComs the trigger pushes too:
         a value result (no ``result_path``, no reference), no outlets (their asset events are a worker's), plain
-        ``return_value`` XCom."""
+        ``return_value`` XCom, no task mapping over it."""
         return (
             self.end_from_trigger
             and self.do_xcom_push
             and not getattr(self, "multiple_outputs", False)
             and not self.outlets
             and (not self.wait_for_completion or (self.result_path is None and self.result_mode == "value"))
+            and not self._feeds_a_mapping()
         )
+
+    def _feeds_a_mapping(self) -> bool:
+        """A downstream task maps over this task's value: Airflow records its length with the worker's push."""
+        try:
+            return next(self.iter_mapped_dependants(), None) is not None
+        except Exception:  # no DAG to walk: let a worker push it
+            return True
 
     def _defer(self, lifecycle: TaskLifecycle, sub: Submission) -> NoReturn:
         from airflow_provider_ethernity.protocol.submission import Phase

@@ -66,6 +66,27 @@ async def result_for_xcom(
     return result
 
 
+async def push_xcoms(task_instance: Any, xcoms: dict[str, Any], log: Any) -> bool:
+    """Push the task's XComs as its worker would: through the task SDK (the execution API, and the configured
+    XCom backend), so a downstream task reads the values it would have read from a worker. False when this
+    process cannot (no task SDK channel): the task then resumes in a worker.
+
+    Not through ``TaskSuccessEvent(xcoms=...)``: Airflow 3.3.2 stores those JSON-encoded once more than a worker's
+    (``XComModel.set`` on the decoded value), so a task SDK reader gets the text ``'5'`` for ``5``, ``'"a"'`` for
+    ``"a"``."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    ti = task_instance
+    try:
+        for key, value in xcoms.items():
+            await XCom.aset(key=key, value=value, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id,
+                            map_index=ti.map_index)  # fmt: skip
+    except Exception as exc:
+        log.warning("The task's XComs could not be pushed from the triggerer (%s): it resumes in a worker", brief(exc))
+        return False
+    return True
+
+
 def brief(exc: BaseException) -> str:
     """An exception as one short line for a trigger's log or event."""
     return f"{type(exc).__name__}: {exc}"[:500]

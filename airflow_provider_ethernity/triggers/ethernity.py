@@ -18,7 +18,7 @@ from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.triggers.ending import brief as _brief
-from airflow_provider_ethernity.triggers.ending import result_for_xcom
+from airflow_provider_ethernity.triggers.ending import push_xcoms, result_for_xcom
 from airflow_provider_ethernity.triggers.events import TaskEvent, TaskEventStatus, validate_event
 from airflow_provider_ethernity.wallets import FIRST
 
@@ -249,9 +249,9 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
                 return
         approved = {"order_id": order_id, "approval_tx": approval_tx, "approved_at": time.time()}
         if not self.wait_for_completion:
-            if self.end_from_trigger:
-                yield self._ended(hook, order_id, approval_tx, {"order_id": order_id,
-                                                                 "do_request_id": self.do_request_id})  # fmt: skip
+            value = {"order_id": order_id, "do_request_id": self.do_request_id}
+            if self.end_from_trigger and await self._ended(hook, order_id, approval_tx, value):
+                yield TaskSuccessEvent()
             else:
                 yield self._event(TaskEventStatus.APPROVED, **approved)
             return
@@ -263,22 +263,25 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
             return
         if self.end_from_trigger:
             result = await result_for_xcom(hook, order_id, self.challenge_salt, self.log)
-            if result is not None:
+            if result is not None and await self._ended(
+                hook, order_id, approval_tx, result.value, result_cid=result.result_cid,
+                task_code_name=result.task_code_name,
+            ):  # fmt: skip
                 self.log.info("Result of order %s verified and decrypted in the triggerer: the task ends", order_id)
-                result_ids = {"result_cid": result.result_cid, "task_code_name": result.task_code_name}
-                yield self._ended(hook, order_id, approval_tx, result.value, **result_ids)
+                yield TaskSuccessEvent()
                 return
         yield self._event(TaskEventStatus.COMPLETED, **approved)
 
-    def _ended(self, hook: EthernityHook, order_id: int, approval_tx: str | None, value: Any, **xcoms: Any) -> Any:
-        """The task ends in the triggerer with ``value`` and the operator's other XComs."""
+    async def _ended(
+        self, hook: EthernityHook, order_id: int, approval_tx: str | None, value: Any, **xcoms: Any
+    ) -> bool:
+        """Push ``value`` and the operator's other XComs for the task to end here; False: it resumes in a worker."""
         from airflow_provider_ethernity.links.ethernity import EthernityOrderLink
 
         tx = approval_tx or self.request_tx
         link = EthernityOrderLink.url(hook.settings.network.explorer_url, f"tx/{tx}") if tx else ""
-        return TaskSuccessEvent(
-            xcoms={"return_value": value, "order_id": order_id, EthernityOrderLink().xcom_key: link, **xcoms}
-        )
+        xcoms = {"return_value": value, "order_id": order_id, EthernityOrderLink().xcom_key: link, **xcoms}
+        return await push_xcoms(self.task_instance, xcoms, self.log)
 
 
 class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
@@ -336,9 +339,9 @@ class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
                 yield event
                 return
             value, ok = await self._result()
-            if ok:
+            if ok and await push_xcoms(self.task_instance, {"return_value": value}, self.log):
                 self.log.info("Result of order %s verified and decrypted in the triggerer", self.order_id)
-                yield TaskSuccessEvent(xcoms={"return_value": value})
+                yield TaskSuccessEvent()
             else:
                 yield event  # the worker raises the sensor's error with the task code and text
             return

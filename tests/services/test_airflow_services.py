@@ -177,12 +177,25 @@ def cpu_load(processes: int = 2) -> Iterator[None]:
             burner.wait()
 
 
+def ended_in_triggerer(worker: list[dict[str, Any]], triggerer: list[dict[str, Any]]) -> bool:
+    """Whether the trigger ended the task with its result (``end_from_trigger``) and no worker resumed it."""
+    ended = any("the task ends" in str(e.get("event", "")) for e in triggerer)
+    resumed = any(str(e.get("event", "")).startswith("Resumed in a worker") for e in worker)
+    return ended and not resumed
+
+
 def run_fan_out(
-    airflow: AirflowServices, devnet: Devnet, monkeypatch: pytest.MonkeyPatch, count: int, during: Any = None
+    airflow: AirflowServices,
+    devnet: Devnet,
+    monkeypatch: pytest.MonkeyPatch,
+    count: int,
+    during: Any = None,
+    chaos: bool = False,
 ) -> dict[str, Any]:
     """One ``ethernity_fan_out`` run of ``count`` mapped tasks, checked: every result, one DO request per task
     instance (retries included), the balance down by exactly the prices, nothing left OPEN or BOOKED, the
-    waits held by the triggerer. ``during(task_instances)`` is called at every poll (chaos)."""
+    waits held by the triggerer, and (unless ``chaos``) every first try ended by its trigger, never resumed in a
+    worker. ``during(task_instances)`` is called at every poll (chaos)."""
     from tests.integration.deferral import Ledger
 
     monkeypatch.setenv("AIRFLOW_CONN_ETHERNITY_DEFAULT", devnet.connection_json())
@@ -222,7 +235,9 @@ def run_fan_out(
         assert sorted([*request_ids, total_request]) == list(range(ledger.requests, ledger.requests + count + 1))
         ledger.assert_paid_once(tasks=count + 1, price=1)
 
-        # the triggerer held the waits: every mapped task deferred and its trigger fired in the triggerer
+        # the triggerer held the waits: every mapped task deferred and its trigger fired in the triggerer; the
+        # trigger ended the task with its result (one worker process per task), at least on every first try
+        ended_there = 0
         for ti in mapped:
             worker, triggerer = task_log_files(airflow, FAN_OUT, run_id, "squares", ti["map_index"])
             deferrals = sum(1 for e in worker if str(e.get("event", "")).startswith("Pausing task as DEFERRED"))
@@ -230,13 +245,18 @@ def run_fan_out(
             fired = sum(1 for e in triggerer if e.get("event") == "Trigger fired event")
             assert deferrals >= 1, f"squares[{ti['map_index']}] never deferred"
             assert ours and fired >= 1, f"squares[{ti['map_index']}]: no trigger ran in the triggerer"
+            ended = ended_in_triggerer(worker, triggerer)
+            ended_there += ended
+            assert ended or chaos or ti["try_number"] > 1, f"squares[{ti['map_index']}] resumed in a worker"
         assert held_by_triggerer, "no mapped task was ever seen deferred with a triggerer job"
+        assert ended_there >= 1, "no task ended in the triggerer"
         retries = sum(ti["try_number"] - 1 for ti in mapped)
         summary = {
             "run_id": run_id,
             "seconds": round(elapsed),
             "retries": retries,
             "tasks_retried": sum(1 for ti in mapped if ti["try_number"] > 1),
+            "ended_in_triggerer": ended_there,
         }
         print(f"\nfan-out of {count}: {summary}")
         return summary
@@ -269,7 +289,7 @@ def test_fan_out_survives_killed_workers_and_a_triggerer_restart(airflow, devnet
             airflow.restart("triggerer")
             chaos["triggerer_restarted"] = True
 
-    summary = run_fan_out(airflow, devnet, monkeypatch, CHAOS_COUNT, during=strike)
+    summary = run_fan_out(airflow, devnet, monkeypatch, CHAOS_COUNT, during=strike, chaos=True)
     assert chaos["killed"] >= 1 and chaos["triggerer_restarted"], f"the chaos did not happen: {chaos}"
     print(f"\nchaos: {chaos}, {summary}")
 

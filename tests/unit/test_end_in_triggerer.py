@@ -45,8 +45,25 @@ def chain(mocker) -> FakeClient:
     return client
 
 
+@pytest.fixture
+def pushed(mocker) -> dict:
+    """XComs pushed through the task SDK (the triggerer's channel to the execution API), by key."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    xcoms: dict = {}
+
+    async def aset(key, value, **where):
+        assert where == {"dag_id": "d", "task_id": "squares", "run_id": "r", "map_index": 3}
+        xcoms[key] = value
+
+    mocker.patch.object(XCom, "aset", AsyncMock(side_effect=aset))
+    return xcoms
+
+
 def ending_trigger(**kwargs):
-    return task_trigger(end_from_trigger=True, challenge_salt=SALT, request_tx="0xrequest", **kwargs)
+    trigger = task_trigger(end_from_trigger=True, challenge_salt=SALT, request_tx="0xrequest", **kwargs)
+    trigger.task_instance = SimpleNamespace(dag_id="d", task_id="squares", run_id="r", map_index=3)
+    return trigger
 
 
 async def only_event(trigger):
@@ -55,11 +72,12 @@ async def only_event(trigger):
 
 
 # ------------------------------------------------------------------ the trigger
-async def test_a_verified_result_ends_the_task_with_the_operators_xcoms(chain: FakeClient, mocker) -> None:
+async def test_a_verified_result_ends_the_task_with_the_operators_xcoms(chain: FakeClient, pushed, mocker) -> None:
     reads = mocker.spy(EthernityHook, "get_result")
     event = await only_event(ending_trigger())
-    assert isinstance(event, TaskSuccessEvent)
-    assert event.xcoms == {
+    # pushed as a worker pushes them, not as the event's xcoms (Airflow 3.3.2 stores those encoded twice)
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is None
+    assert pushed == {
         "return_value": "result-of-1",
         "order_id": 1,
         ORDER_LINK: "https://explorer.test/tx/0xapproval",
@@ -70,15 +88,24 @@ async def test_a_verified_result_ends_the_task_with_the_operators_xcoms(chain: F
     assert reads.call_args.kwargs["max_result_bytes"] == MAX_RESULT_BYTES
 
 
-async def test_an_approved_order_ends_the_task_without_waiting(chain: FakeClient) -> None:
+async def test_an_approved_order_ends_the_task_without_waiting(chain: FakeClient, pushed) -> None:
     event = await only_event(ending_trigger(wait_for_completion=False))
     assert isinstance(event, TaskSuccessEvent) and chain.result_calls == []
-    assert event.xcoms["return_value"] == {"order_id": 1, "do_request_id": 7} and event.xcoms["order_id"] == 1
+    assert pushed["return_value"] == {"order_id": 1, "do_request_id": 7} and pushed["order_id"] == 1
 
 
-async def test_a_pinned_order_links_to_its_request(chain: FakeClient) -> None:
-    event = await only_event(ending_trigger(approve=False))
-    assert event.xcoms[ORDER_LINK] == "https://explorer.test/tx/0xrequest"
+async def test_a_pinned_order_links_to_its_request(chain: FakeClient, pushed) -> None:
+    await only_event(ending_trigger(approve=False))
+    assert pushed[ORDER_LINK] == "https://explorer.test/tx/0xrequest"
+
+
+async def test_xcoms_that_cannot_be_pushed_resume_the_task_in_a_worker(chain: FakeClient, mocker) -> None:
+    """Outside a triggerer (no task SDK channel) or when the execution API refuses: the worker finishes."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    mocker.patch.object(XCom, "aset", AsyncMock(side_effect=RuntimeError("no SUPERVISOR_COMMS")))
+    event = await only_event(ending_trigger())
+    assert not isinstance(event, TaskSuccessEvent) and event.payload["status"] == "completed"
 
 
 @pytest.mark.parametrize(
@@ -91,12 +118,13 @@ async def test_a_pinned_order_links_to_its_request(chain: FakeClient) -> None:
     ],
     ids=["task-error", "not-json", "operator-fault", "not-ready"],
 )
-async def test_anything_but_a_plain_success_resumes_in_a_worker(chain: FakeClient, outcome) -> None:
+async def test_anything_but_a_plain_success_resumes_in_a_worker(chain: FakeClient, pushed, outcome) -> None:
     chain.results[1] = [outcome]
     event = await only_event(ending_trigger())
     assert not isinstance(event, TaskSuccessEvent)
     assert event.payload["status"] == "completed" and event.payload["order_id"] == 1
     assert event.payload["approval_tx"] == "0xapproval"  # the worker records the approval from the event
+    assert pushed == {}
 
 
 async def test_the_timeout_is_still_a_worker_event(chain: FakeClient, mocker) -> None:
@@ -130,8 +158,9 @@ def test_a_custom_xcom_backend_keeps_the_end_in_a_worker(mocker, monkeypatch) ->
         {"result_mode": "reference"},
         {"outlets": [AssetAlias("ethernity-results")]},
         {"do_xcom_push": False},
+        {"dag": None},  # no DAG to tell whether a downstream task maps over the value
     ],
-    ids=["off", "result-path", "reference", "outlets", "no-xcom"],
+    ids=["off", "result-path", "reference", "outlets", "no-xcom", "no-dag"],
 )
 def test_what_a_worker_must_finish_does_not_end_in_the_triggerer(kwargs) -> None:
     client = FakeClient()
@@ -172,6 +201,17 @@ def test_a_resume_after_the_end_re_attaches_and_finishes_without_sending(mocker)
     assert client.sender.labels == sent and client.approved == [1]  # no request, no approval sent again
     assert ti.xcoms["order_id"] == 1 and ti.xcoms["result_cid"] == "bafyresult1"
     assert record(state)["phase"] == "completed"
+
+
+def test_a_value_a_downstream_task_maps_over_is_pushed_by_a_worker() -> None:
+    from airflow.sdk import DAG
+
+    from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
+
+    with DAG(dag_id="maps", schedule=None):
+        op = EthernityRunTaskOperator(task_id="lists", code="___etny_result___([1, 2])", deferrable=True)
+        EthernityRunTaskOperator.partial(task_id="each", code="___etny_result___(1)").expand(input_data=op.output)
+    assert op.end_from_trigger is True and op._ends_in_triggerer() is False
 
 
 def test_brief_is_shared_by_both_triggers() -> None:

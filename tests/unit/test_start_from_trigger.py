@@ -76,10 +76,17 @@ async def run(trigger) -> list:
     return [event async for event in trigger.run()]
 
 
-async def test_rendered_values_are_parsed_and_the_task_ends_in_the_triggerer(closed: FakeClient) -> None:
+async def test_rendered_values_are_parsed_and_the_task_ends_in_the_triggerer(closed: FakeClient, mocker) -> None:
+    from airflow.sdk.execution_time.xcom import XCom
+
+    aset = mocker.patch.object(XCom, "aset", AsyncMock())
     trigger = EthernityTaskResultTrigger(ethernity_conn_id="eth", order_id=" 1 ", from_block="12", challenge_salt=SALT)
+    trigger.task_instance = SimpleNamespace(dag_id="d", task_id="collect", run_id="r", map_index=-1)
     [event] = await run(trigger)
-    assert isinstance(event, TaskSuccessEvent) and event.xcoms == {"return_value": "result-of-1"}
+    # the value is pushed as a worker pushes it (TaskSuccessEvent's own xcoms are stored encoded twice by Airflow)
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is None
+    aset.assert_awaited_once_with(key="return_value", value="result-of-1", dag_id="d", task_id="collect",
+                                  run_id="r", map_index=-1)  # fmt: skip
     assert closed.result_calls == [(1, f"challenge-of-{SALT}")]
     assert (trigger.order_id, trigger.from_block) == (1, 12)
 

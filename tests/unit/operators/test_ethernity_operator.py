@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_ethernity.hooks.ethernity import EthernityHook
@@ -51,6 +52,7 @@ def context(state: DictState, ti: RecordingTI) -> dict:
 def make_operator(client: FakeClient, **kwargs) -> EthernityRunTaskOperator:
     kwargs.setdefault("deferrable", False)
     kwargs.setdefault("resources", {"taskPrice": 10})
+    kwargs.setdefault("dag", DAG(dag_id="unit", schedule=None))  # a DAG to look for mapped dependants in
     op = EthernityRunTaskOperator(task_id="run", code=CODE, input_data={"n": 1}, **kwargs)
     hook = EthernityHook("ethernity_default")
     hook.__dict__["client"] = client
