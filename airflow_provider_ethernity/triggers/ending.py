@@ -82,7 +82,7 @@ async def push_xcoms(task_instance: Any, xcoms: dict[str, Any], log: Any) -> boo
             await XCom.aset(key=key, value=value, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id,
                             map_index=ti.map_index)  # fmt: skip
     except Exception as exc:
-        log.warning("The task's XComs could not be pushed from the triggerer (%s): it resumes in a worker", brief(exc))
+        log.info("The task's XComs could not be pushed from the triggerer (%s): it resumes in a worker", brief(exc))
         return False
     return True
 
