@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from benchmarks.procstats import tree_cpu
 from benchmarks.table import Figure
 
 TASK_PRICE = 1
@@ -106,7 +107,10 @@ def _run_config(net: Any, postgres: Any, name: str, workers: int, keys: list[str
             edge_worker_cpus=WORKER_CPUS,
         )
         with running(services, ["ethernity_fan_out"], timeout=400):
+            roots = _cpu_roots(net, postgres, services)
+            cpu_before = {name: tree_cpu(pid) for name, pid in roots.items()}
             state, seconds, tis = trigger_and_wait(services, "ethernity_fan_out", {"count": count}, timeout=3600)
+            cpu = _cpu_by_role({name: tree_cpu(pid) - cpu_before[name] for name, pid in roots.items()})
     tasks = count + 1
     report = audit.finish(selectors(client.protocol, client.token))
     requests = int(client.protocol.functions._getDORequestsCount().call()) - first_request
@@ -126,7 +130,28 @@ def _run_config(net: Any, postgres: Any, name: str, workers: int, keys: list[str
         "collisions": proxy.collisions(),
         "send_errors": dict(proxy.send_errors),
         "raw_sends": proxy.sends,
+        "cpu_seconds": cpu,
     }
+
+
+#: Roles of the CPU spent during a run: each Airflow service by its name's prefix, the devnet, PostgreSQL.
+ROLES = ("edge-worker", "triggerer", "scheduler", "dag-processor", "api-server", "postgres", "devnet")
+
+
+def _cpu_roots(net: Any, postgres: Any, services: Any) -> dict[str, int]:
+    """The top process of every service whose CPU the run spends (each counted with its whole tree)."""
+    roots = {name: proc.pid for name, proc in services.procs.items()}
+    roots["postgres"] = postgres.proc.pid
+    roots.update({f"devnet-{name}": pid for name, pid in net.state.pids.items()})
+    return roots
+
+
+def _cpu_by_role(spent: dict[str, float]) -> dict[str, float]:
+    by_role = {role: 0.0 for role in ROLES}
+    for name, seconds in spent.items():
+        role = next(r for r in ROLES if name.startswith(r))
+        by_role[role] += seconds
+    return {role: round(seconds, 1) for role, seconds in by_role.items()}
 
 
 def run(net: Any, smoke: bool = False) -> list[Figure]:
@@ -172,6 +197,7 @@ def _figures(results: list[dict[str, Any]]) -> list[Figure]:
                    note=f"{r['collisions']} of {r['raw_sends']} raw sends; errors {r['send_errors']}"),
             Figure("distributed", f"{label}: gas per task", round(gas), "gas", f"<= +{EXTRA_GAS_GOAL:g}% vs 1 worker",
                    extra_gas <= EXTRA_GAS_GOAL, f"{extra_gas:+.2f}% vs 1 worker"),
+            _cpu_figure(label, r),
         ]  # fmt: skip
     two = next((r for r in results if r["name"] == "two_machines"), None)
     if two is not None and base is not two:
@@ -181,3 +207,13 @@ def _figures(results: list[dict[str, Any]]) -> list[Figure]:
         figures.append(Figure("distributed", "throughput 2 workers / 1 worker (one wallet)", round(speedup, 2),
                               "x", f">= {SPEEDUP_GOAL:g}", speedup >= SPEEDUP_GOAL, note))  # fmt: skip
     return figures
+
+
+def _cpu_figure(label: str, r: dict[str, Any]) -> Figure:
+    """CPU seconds per task, by role, and how busy the machine's CPUs were during the run."""
+    cpu = r["cpu_seconds"]
+    total = sum(cpu.values())
+    busy = total / (r["seconds"] * len(os.sched_getaffinity(0))) * 100
+    roles = ", ".join(f"{role} {seconds / r['tasks']:.2f}" for role, seconds in cpu.items())
+    return Figure("distributed", f"{label}: CPU seconds per task", round(total / r["tasks"], 2), "s",
+                  note=f"the CPUs {busy:.0f}% busy; per task: {roles}")  # fmt: skip

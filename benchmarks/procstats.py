@@ -48,3 +48,26 @@ def settled_rss(pgid: int, timeout: float = 90.0) -> int:
             break
         time.sleep(2)
     return readings[-1]
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its live descendants, with the children they reaped (``cutime``/``cstime``):
+    a service's whole cost, its exited task processes included."""
+    tick = os.sysconf("SC_CLK_TCK")
+    rows: dict[int, tuple[int, float]] = {}  # pid -> (ppid, cpu)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            rows[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
+        except (OSError, ValueError, IndexError):
+            continue
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, (ppid, _) in rows.items() if ppid == parent and p not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(rows[p][1] for p in tree if p in rows)
