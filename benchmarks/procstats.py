@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+
+def _proc_stats() -> Iterator[tuple[Path, list[str]]]:
+    """(``/proc/<pid>``, the fields of its ``stat`` after the command name) of every live process."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        yield entry, stat[stat.rindex(")") + 2 :].split()
 
 
 def group_stats(pgid: int) -> dict[int, dict[str, float]]:
     """pid -> {rss (bytes), cpu (s), ppid} of the processes in a process group."""
     page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
     out: dict[int, dict[str, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry, fields in _proc_stats():
         try:
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
             if int(fields[2]) != pgid:
                 continue
             rss = int((entry / "statm").read_text().split()[1]) * page
@@ -55,14 +64,10 @@ def tree_cpu(pid: int) -> float:
     a service's whole cost, its exited task processes included."""
     tick = os.sysconf("SC_CLK_TCK")
     rows: dict[int, tuple[int, float]] = {}  # pid -> (ppid, cpu)
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry, fields in _proc_stats():
         try:
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
             rows[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
-        except (OSError, ValueError, IndexError):
+        except (ValueError, IndexError):
             continue
     tree, frontier = {pid}, [pid]
     while frontier:

@@ -506,3 +506,16 @@ class FakeEth:
             return self.pending_answers.pop(0)
         ours = [tx["nonce"] + 1 for tx in self.pool.values()]
         return max([self.latest_count + self.pending_extra, *ours])
+
+
+def hooks_on(client: FakeClient) -> Any:
+    """A stand-in for ``EthernityHook.afor_connection``: hooks (any wallet) whose client is ``client``."""
+    from airflow_provider_ethernity.hooks.ethernity import EthernityHook
+
+    def hook_for(conn_id: str, wallet: str | None = None) -> EthernityHook:
+        hook = EthernityHook(conn_id, wallet=wallet)
+        hook.__dict__["client"] = client
+        hook.__dict__["settings"] = SimpleNamespace(network=client.network, private_key="0x" + "11" * 32)
+        return hook
+
+    return hook_for

@@ -18,7 +18,7 @@ from airflow_provider_ethernity.protocol.events import OrderStatus
 from airflow_provider_ethernity.triggers import ending
 from airflow_provider_ethernity.triggers.ending import ENDED_IN_TRIGGERER, MAX_RESULT_BYTES, resolve_end_from_trigger
 from tests.airflow_context import RecordingTI, make_context
-from tests.unit.fakes import DictState, FakeClient, task_result
+from tests.unit.fakes import DictState, FakeClient, hooks_on, task_result
 from tests.unit.operators.test_ethernity_operator import ORDER_LINK, make_operator, record
 from tests.unit.triggers.test_ethernity_trigger import FakeWatcher, task_trigger
 
@@ -33,13 +33,7 @@ def chain(mocker) -> FakeClient:
         client.add_request()
     client.place_order(7, OrderStatus.CLOSED)  # order 1
 
-    def hook_for(conn_id, wallet=None):
-        hook = EthernityHook(conn_id, wallet=wallet)
-        hook.__dict__["client"] = client
-        hook.__dict__["settings"] = SimpleNamespace(network=client.network, private_key="0x" + "11" * 32)
-        return hook
-
-    mocker.patch.object(EthernityHook, "afor_connection", AsyncMock(side_effect=hook_for))
+    mocker.patch.object(EthernityHook, "afor_connection", AsyncMock(side_effect=hooks_on(client)))
     mocker.patch.object(EthernityHook, "aget_watcher", AsyncMock(return_value=FakeWatcher(placed=1, closed=42)))
     mocker.patch.object(EthernityHook, "approve_order", return_value="0xapproval")
     return client

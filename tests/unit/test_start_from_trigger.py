@@ -14,7 +14,7 @@ from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.protocol.events import OrderStatus
 from airflow_provider_ethernity.sensors.ethernity import EthernityTaskSensor
 from airflow_provider_ethernity.triggers.ethernity import EthernityTaskResultTrigger
-from tests.unit.fakes import FakeClient, task_result
+from tests.unit.fakes import FakeClient, hooks_on, task_result
 from tests.unit.triggers.test_ethernity_trigger import FakeWatcher
 
 SALT = "ab" * 16
@@ -61,13 +61,7 @@ def closed(mocker) -> FakeClient:
     client = FakeClient()
     client.place_order(client.add_request(), OrderStatus.CLOSED)  # order 1
 
-    def hook_for(conn_id, wallet=None):
-        hook = EthernityHook(conn_id, wallet=wallet)
-        hook.__dict__["client"] = client
-        hook.__dict__["settings"] = SimpleNamespace(network=client.network, private_key="0x" + "11" * 32)
-        return hook
-
-    mocker.patch.object(EthernityHook, "afor_connection", AsyncMock(side_effect=hook_for))
+    mocker.patch.object(EthernityHook, "afor_connection", AsyncMock(side_effect=hooks_on(client)))
     mocker.patch.object(EthernityHook, "aget_watcher", AsyncMock(return_value=FakeWatcher(closed=42)))
     return client
 
