@@ -15,9 +15,10 @@ def _proc_stats() -> Iterator[tuple[Path, list[str]]]:
             continue
         try:
             stat = (entry / "stat").read_text()
-        except OSError:
+            fields = stat[stat.rindex(")") + 2 :].split()
+        except (OSError, ValueError):  # gone meanwhile, or an empty read
             continue
-        yield entry, stat[stat.rindex(")") + 2 :].split()
+        yield entry, fields
 
 
 def group_stats(pgid: int) -> dict[int, dict[str, float]]:

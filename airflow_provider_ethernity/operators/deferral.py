@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
-    from airflow_provider_ethernity.protocol.submission import Submission, SubmissionStore, TaskSpec
+    from airflow_provider_ethernity.protocol.submission import Submission, TaskSpec
 
 
 class DeferralMixin:
@@ -35,10 +35,8 @@ class DeferralMixin:
 
         def defer(self, **kwargs: Any) -> NoReturn: ...
         def iter_mapped_dependants(self) -> Any: ...
-        def execute(self, context: Context) -> Any: ...
         def _spec(self) -> TaskSpec: ...
         def _lifecycle(self, context: Context) -> TaskLifecycle: ...
-        def _state(self, context: Context) -> SubmissionStore: ...
         def _publish(self, context: Context, sub: Submission) -> None: ...
         def _order_known(self, context: Context, sub: Submission) -> None: ...
         def _finish(self, context: Context, lifecycle: TaskLifecycle, spec: TaskSpec, sub: Submission) -> Any: ...
@@ -103,7 +101,7 @@ class DeferralMixin:
             method_name="execute_complete",
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None, **_: Any) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
         """Resumed from :class:`EthernityTaskTrigger`. Works when Airflow drops the resume kwargs: everything
         comes from the task state; a try with no submission record was superseded and stops."""
         try:
@@ -111,9 +109,8 @@ class DeferralMixin:
         finally:
             self._discard_staged_input()
 
-    def _resume(self, context: Context, event: dict[str, Any] | str | None) -> Any:
+    def _resume(self, context: Context, event: dict[str, Any] | None) -> Any:
         from airflow_provider_ethernity.protocol.submission import FencedError
-        from airflow_provider_ethernity.triggers.ending import ENDED_IN_TRIGGERER
         from airflow_provider_ethernity.triggers.events import TaskEventStatus, validate_event
 
         spec = self._spec()
@@ -124,12 +121,6 @@ class DeferralMixin:
                 "resumed without a submission record in the task state: this try was superseded (Airflow moved "
                 "the task instance on) or its state was lost; it stops here and sends nothing"
             )
-        if event == ENDED_IN_TRIGGERER:
-            # the trigger ended the task, yet it resumes (``airflow dags test`` does): re-attach and finish here
-            self.log.info("Resumed after the trigger ended the task: finishing from DO request %s", sub.do_request_id)
-            sub = lifecycle.attach_or_submit(spec)  # the same submission: it re-attaches, nothing is sent
-            self._publish(context, sub)
-            return self._go_on(context, lifecycle, spec, sub)
         ev = validate_event(event)
         if ev.do_request_id != sub.do_request_id:
             raise FencedError(

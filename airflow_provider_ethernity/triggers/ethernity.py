@@ -164,8 +164,9 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
 
     Events (see :class:`TaskEventStatus`): completed, approved (``wait_for_completion=False``), cancelled,
     timeout, error. With ``end_from_trigger`` a completed task whose result verifies (see :mod:`.ending`), or an
-    approved one, ends here instead: a ``TaskSuccessEvent`` with the XComs the operator would have pushed
-    (``return_value``, ``order_id``, ``result_cid``, ``task_code_name`` and the order's link).
+    approved one, ends here instead: the trigger pushes the XComs the operator would have pushed
+    (``return_value``, ``order_id``, ``result_cid``, ``task_code_name`` and the order's link), then yields
+    ``TaskSuccessEvent()``.
     """
 
     def __init__(
@@ -250,7 +251,7 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
         approved = {"order_id": order_id, "approval_tx": approval_tx, "approved_at": time.time()}
         if not self.wait_for_completion:
             value = {"order_id": order_id, "do_request_id": self.do_request_id}
-            if self.end_from_trigger and await self._ended(hook, order_id, approval_tx, value):
+            if self._ends_here() and await self._ended(hook, order_id, approval_tx, value):
                 yield TaskSuccessEvent()
             else:
                 yield self._event(TaskEventStatus.APPROVED, **approved)
@@ -261,7 +262,7 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
         except asyncio.TimeoutError:
             yield self._event(TaskEventStatus.TIMEOUT, **approved)
             return
-        if self.end_from_trigger:
+        if self._ends_here():
             result = await result_for_xcom(hook, order_id, self.challenge_salt, self.log)
             if result is not None and await self._ended(
                 hook, order_id, approval_tx, result.value, result_cid=result.result_cid,
@@ -271,6 +272,11 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
                 yield TaskSuccessEvent()
                 return
         yield self._event(TaskEventStatus.COMPLETED, **approved)
+
+    def _ends_here(self) -> bool:
+        """``end_from_trigger``, in a triggerer that runs the trigger for a task instance (``airflow dags test``
+        runs it inline, with none: the task resumes in the worker there)."""
+        return self.end_from_trigger and self.task_instance is not None
 
     async def _ended(
         self, hook: EthernityHook, order_id: int, approval_tx: str | None, value: Any, **xcoms: Any
@@ -335,7 +341,8 @@ class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         self._parse()
         async for event in super().run():
-            if not self.end_from_trigger or event.payload.get("status") != "completed":
+            ends_here = self.end_from_trigger and self.task_instance is not None  # none: ``airflow dags test``
+            if not ends_here or event.payload.get("status") != "completed":
                 yield event
                 return
             value, ok = await self._result()

@@ -1,5 +1,5 @@
-"""The operator's task ending in the triggerer (``end_from_trigger``): which tasks may, what the trigger pushes, what
-resumes in a worker instead, and a resume after the trigger ended the task (``airflow dags test``)."""
+"""The operator's task ending in the triggerer (``end_from_trigger``): which tasks may, what the trigger pushes, and
+what resumes in a worker instead."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from airflow_provider_ethernity.hooks.ethernity import EthernityHook
 from airflow_provider_ethernity.protocol.errors import OperatorFaultError, ResultNotReadyError
 from airflow_provider_ethernity.protocol.events import OrderStatus
 from airflow_provider_ethernity.triggers import ending
-from airflow_provider_ethernity.triggers.ending import ENDED_IN_TRIGGERER, MAX_RESULT_BYTES, resolve_end_from_trigger
+from airflow_provider_ethernity.triggers.ending import MAX_RESULT_BYTES, resolve_end_from_trigger
 from tests.airflow_context import RecordingTI, make_context
 from tests.unit.fakes import DictState, FakeClient, hooks_on, task_result
-from tests.unit.operators.test_ethernity_operator import ORDER_LINK, make_operator, record
+from tests.unit.operators.test_ethernity_operator import ORDER_LINK, make_operator
 from tests.unit.triggers.test_ethernity_trigger import FakeWatcher, task_trigger
 
 SALT = "cd" * 16
@@ -121,6 +121,35 @@ async def test_anything_but_a_plain_success_resumes_in_a_worker(chain: FakeClien
     assert pushed == {}
 
 
+async def test_a_none_result_pushes_no_return_value(chain: FakeClient, pushed) -> None:
+    """As a worker: a task returning None leaves no ``return_value`` row (a mapped reader would count it)."""
+    chain.results[1] = [task_result(1, None)]
+    event = await only_event(ending_trigger())
+    assert isinstance(event, TaskSuccessEvent) and "return_value" not in pushed and pushed["order_id"] == 1
+
+
+async def test_a_result_not_read_within_the_budget_is_left_to_a_worker(chain: FakeClient, pushed, mocker) -> None:
+    """A stalled IPFS holds one of the triggerer's own read threads, never the task: it resumes in a worker."""
+    import threading
+
+    release = threading.Event()
+    mocker.patch.object(ending, "READ_BUDGET_SECONDS", 0.2)
+    mocker.patch.object(EthernityHook, "get_result", side_effect=lambda *a, **k: release.wait(30))
+    try:
+        event = await only_event(ending_trigger())
+    finally:
+        release.set()
+    assert not isinstance(event, TaskSuccessEvent) and event.payload["status"] == "completed" and pushed == {}
+
+
+async def test_without_a_task_instance_nothing_is_read_in_the_trigger(chain: FakeClient, pushed) -> None:
+    """``airflow dags test`` runs triggers inline with no task instance: the worker fetches the result."""
+    trigger = ending_trigger()
+    trigger.task_instance = None
+    event = await only_event(trigger)
+    assert event.payload["status"] == "completed" and chain.result_calls == [] and pushed == {}
+
+
 async def test_the_timeout_is_still_a_worker_event(chain: FakeClient, mocker) -> None:
     mocker.patch.object(EthernityHook, "aget_watcher", AsyncMock(return_value=FakeWatcher(placed=1)))
     event = await only_event(ending_trigger(completion_timeout=0.01))
@@ -175,37 +204,6 @@ def test_airflow_reads_the_resolved_attribute(mocker) -> None:
     assert getattr(op, "end_from_trigger", False) is False
     manager.return_value.has_listeners = False
     assert op.end_from_trigger is True
-
-
-# ------------------------------------------------------------------ a resume after the trigger ended the task
-def test_a_resume_after_the_end_re_attaches_and_finishes_without_sending(mocker) -> None:
-    """``airflow dags test`` resumes a task its trigger ended, with the event ``"success"``: the operator
-    re-attaches to its request (the task state still says SUBMITTED) and returns the result; nothing is sent."""
-    client = FakeClient()
-    state = DictState()
-    op = make_operator(client, deferrable=True)
-    with pytest.raises(TaskDeferred):
-        op.execute(make_context(state, RecordingTI()))
-    client.place_order(1)
-    client.approve_order(1)  # what the trigger did
-    client.set_order_status(1, OrderStatus.CLOSED)
-    sent = list(client.sender.labels)
-    ti = RecordingTI()
-    assert op.execute_complete(make_context(state, ti), ENDED_IN_TRIGGERER) == "result-of-1"
-    assert client.sender.labels == sent and client.approved == [1]  # no request, no approval sent again
-    assert ti.xcoms["order_id"] == 1 and ti.xcoms["result_cid"] == "bafyresult1"
-    assert record(state)["phase"] == "completed"
-
-
-def test_a_value_a_downstream_task_maps_over_is_pushed_by_a_worker() -> None:
-    from airflow.sdk import DAG
-
-    from airflow_provider_ethernity.operators.ethernity import EthernityRunTaskOperator
-
-    with DAG(dag_id="maps", schedule=None):
-        op = EthernityRunTaskOperator(task_id="lists", code="___etny_result___([1, 2])", deferrable=True)
-        EthernityRunTaskOperator.partial(task_id="each", code="___etny_result___(1)").expand(input_data=op.output)
-    assert op.end_from_trigger is True and op._ends_in_triggerer() is False
 
 
 def test_brief_is_shared_by_both_triggers() -> None:
