@@ -177,11 +177,13 @@ def cpu_load(processes: int = 2) -> Iterator[None]:
             burner.wait()
 
 
-def ended_in_triggerer(worker: list[dict[str, Any]], triggerer: list[dict[str, Any]]) -> bool:
-    """Whether the trigger ended the task with its result (``end_from_trigger``) and no worker resumed it."""
-    ended = any("the task ends" in str(e.get("event", "")) for e in triggerer)
-    resumed = any(str(e.get("event", "")).startswith("Resumed in a worker") for e in worker)
-    return ended and not resumed
+def ended_in_triggerer(worker: list[dict[str, Any]]) -> bool:
+    """Whether a successful task ended in the triggerer (``end_from_trigger``): it deferred saying the trigger would
+    end it, and no worker resumed it. (The trigger's own last lines are no evidence either way: the triggerer can
+    close a task's trigger log file before they reach it.)"""
+    events = [str(e.get("event", "")) for e in worker]
+    deferred_to_end = any(e.startswith("Deferring") and "it ends the task" in e for e in events)
+    return deferred_to_end and not any(e.startswith("Resumed in a worker") for e in events)
 
 
 def run_fan_out(
@@ -243,10 +245,11 @@ def run_fan_out(
             deferrals = sum(1 for e in worker if str(e.get("event", "")).startswith("Pausing task as DEFERRED"))
             ours = [e for e in triggerer if str(e.get("logger", "")).startswith("airflow_provider_ethernity.triggers")]
             fired = sum(1 for e in triggerer if e.get("event") == "Trigger fired event")
-            assert deferrals >= 1, f"squares[{ti['map_index']}] never deferred"
-            assert ours and fired >= 1, f"squares[{ti['map_index']}]: no trigger ran in the triggerer"
-            ended = ended_in_triggerer(worker, triggerer)
+            ended = ended_in_triggerer(worker)
             ended_there += ended
+            assert deferrals >= 1, f"squares[{ti['map_index']}] never deferred"
+            # a trigger that ends the task may have its log file closed before "Trigger fired event" reaches it
+            assert ours and (fired >= 1 or ended), f"squares[{ti['map_index']}]: no trigger ran in the triggerer"
             assert ended or chaos or ti["try_number"] > 1, f"squares[{ti['map_index']}] resumed in a worker"
         assert held_by_triggerer, "no mapped task was ever seen deferred with a triggerer job"
         assert ended_there >= 1, "no task ended in the triggerer"
