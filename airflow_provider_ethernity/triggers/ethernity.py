@@ -264,13 +264,13 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
             return
         if self._ends_here():
             result = await result_for_xcom(hook, order_id, self.challenge_salt, self.log)
-            if result is not None and await self._ended(
-                hook, order_id, approval_tx, result.value, result_cid=result.result_cid,
-                task_code_name=result.task_code_name,
-            ):  # fmt: skip
+            if result is not None:
+                # logged before the end: the triggerer may close the task's trigger log as the task ends
                 self.log.info("Result of order %s verified and decrypted in the triggerer: the task ends", order_id)
-                yield TaskSuccessEvent()
-                return
+                ids = {"result_cid": result.result_cid, "task_code_name": result.task_code_name}
+                if await self._ended(hook, order_id, approval_tx, result.value, **ids):
+                    yield TaskSuccessEvent()
+                    return
         yield self._event(TaskEventStatus.COMPLETED, **approved)
 
     def _ends_here(self) -> bool:
@@ -346,8 +346,9 @@ class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
                 yield event
                 return
             value, ok = await self._result()
-            if ok and await push_xcoms(self.task_instance, {"return_value": value}, self.log):
+            if ok:  # logged before the end: the triggerer may close the task's trigger log as the task ends
                 self.log.info("Result of order %s verified and decrypted in the triggerer", self.order_id)
+            if ok and await push_xcoms(self.task_instance, {"return_value": value}, self.log):
                 yield TaskSuccessEvent()
             else:
                 yield event  # the worker raises the sensor's error with the task code and text
