@@ -67,15 +67,24 @@ def test_the_key_appears_nowhere(agent, devnet_conn, caplog, capfd, tmp_path, mo
 
 
 def test_deferral_kwargs_hold_only_ids(agent, devnet_conn) -> None:
+    from airflow.sdk import DAG
+
     agent.set_agent(mode="idle")  # nobody takes the request; it is cancelled below
-    operator = EthernityRunTaskOperator(task_id="t", code="___etny_result___(1)", deferrable=True)
+    with DAG(dag_id="secrets", schedule=None):  # in a DAG: the task may end in the triggerer (end_from_trigger)
+        operator = EthernityRunTaskOperator(task_id="t", code="___etny_result___(1)", deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(make_context())
     _classpath, kwargs = deferred.value.trigger.serialize()
     assert set(kwargs) == {
         "ethernity_conn_id", "from_block", "poll_interval", "deadline", "do_request_id", "cancel_on_kill",
         "order_deadline", "completion_timeout", "approve", "wait_for_completion", "order_id", "order_count_anchor",
+        "end_from_trigger", "challenge_salt", "request_tx",
     }  # fmt: skip
     assert all(isinstance(value, (int, float, str, bool, type(None))) for value in kwargs.values())
     assert not leaks(devnet_conn["password"], json.dumps(deferred.value.kwargs))
+    # the trigger gets the public salt; the challenge the enclave signs with is derived from it and the key, in the
+    # triggerer, and is in no kwarg
+    assert kwargs["end_from_trigger"] is True and len(kwargs["challenge_salt"]) == 32
+    challenge = EthernityHook().client.challenge_for(kwargs["challenge_salt"])
+    assert challenge.lower() not in json.dumps(kwargs).lower()
     assert EthernityHook().cancel_task(kwargs["do_request_id"])
