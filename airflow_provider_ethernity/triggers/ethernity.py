@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
@@ -21,6 +21,9 @@ from airflow_provider_ethernity.triggers.ending import brief as _brief
 from airflow_provider_ethernity.triggers.ending import push_xcoms, result_for_xcom
 from airflow_provider_ethernity.triggers.events import TaskEvent, TaskEventStatus, validate_event
 from airflow_provider_ethernity.wallets import FIRST
+
+if TYPE_CHECKING:
+    from airflow_provider_ethernity.protocol.results import TaskResult
 
 __all__ = [
     "EthernityOrderPlacedTrigger",
@@ -35,6 +38,9 @@ __all__ = [
 
 class _EthernityWaitTrigger(BaseTrigger):
     """Common part: connection -> shared watcher, deadline, and cancelling on a user's kill."""
+
+    #: Whether the trigger may end the task itself (see :mod:`.ending`); set by the triggers that can.
+    end_from_trigger = False
 
     def __init__(
         self,
@@ -79,6 +85,11 @@ class _EthernityWaitTrigger(BaseTrigger):
         if wallet is None:
             return await EthernityHook.afor_connection(self.ethernity_conn_id)
         return await EthernityHook.afor_connection(self.ethernity_conn_id, wallet)
+
+    def _ends_here(self) -> bool:
+        """``end_from_trigger``, in a triggerer that runs the trigger for a task instance (``airflow dags test``
+        runs it inline, with none: the task resumes in the worker there)."""
+        return self.end_from_trigger and self.task_instance is not None
 
     def _seconds_left(self) -> float | None:
         return None if self.deadline is None else max(0.0, self.deadline - time.time())
@@ -273,11 +284,6 @@ class EthernityTaskTrigger(_EthernityWaitTrigger):
                     return
         yield self._event(TaskEventStatus.COMPLETED, **approved)
 
-    def _ends_here(self) -> bool:
-        """``end_from_trigger``, in a triggerer that runs the trigger for a task instance (``airflow dags test``
-        runs it inline, with none: the task resumes in the worker there)."""
-        return self.end_from_trigger and self.task_instance is not None
-
     async def _ended(
         self, hook: EthernityHook, order_id: int, approval_tx: str | None, value: Any, **xcoms: Any
     ) -> bool:
@@ -341,25 +347,24 @@ class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         self._parse()
         async for event in super().run():
-            ends_here = self.end_from_trigger and self.task_instance is not None  # none: ``airflow dags test``
-            if not ends_here or event.payload.get("status") != "completed":
+            if not self._ends_here() or event.payload.get("status") != "completed":
                 yield event
                 return
-            value, ok = await self._result()
-            if ok:  # logged before the end: the triggerer may close the task's trigger log as the task ends
+            result = await self._result()
+            if result is not None:  # logged before the end: the triggerer may close the task's log as it ends
                 self.log.info("Result of order %s verified and decrypted in the triggerer", self.order_id)
-            if ok and await push_xcoms(self.task_instance, {"return_value": value}, self.log):
+            if result is not None and await push_xcoms(self.task_instance, {"return_value": result.value}, self.log):
                 yield TaskSuccessEvent()
             else:
                 yield event  # the worker raises the sensor's error with the task code and text
             return
 
-    async def _result(self) -> tuple[Any, bool]:
+    async def _result(self) -> TaskResult | None:
         from asgiref.sync import sync_to_async
 
         salt = self.challenge_salt if self.challenge_salt not in (None, "", "None") else None
         if salt is None:
-            return None, False
+            return None
         try:
             # the order's requester holds the key that decrypts it (with a wallet pool: not this task's wallet)
             reader = await EthernityHook.afor_connection(self.ethernity_conn_id, FIRST)
@@ -367,6 +372,5 @@ class EthernityTaskResultTrigger(EthernityTaskCompletedTrigger):
             hook = await EthernityHook.afor_connection(self.ethernity_conn_id, order.downer)
         except Exception as exc:
             self.log.warning("Order %s: the result is fetched in a worker instead (%s)", self.order_id, _brief(exc))
-            return None, False
-        result = await result_for_xcom(hook, self.order_id, salt, self.log)
-        return (result.value, True) if result is not None else (None, False)
+            return None
+        return await result_for_xcom(hook, self.order_id, salt, self.log)
