@@ -27,7 +27,7 @@ from airflow_provider_ethernity.protocol.resources import Resources
 from airflow_provider_ethernity.protocol.settings import image_name
 from airflow_provider_ethernity.protocol.storage import IntakeUploads, require_reachable_storage
 from airflow_provider_ethernity.protocol.submission import TaskSpec
-from airflow_provider_ethernity.protocol.transactions import SignedTx
+from airflow_provider_ethernity.protocol.transactions import RevertedError, SignedTx
 
 #: Maximum sealed size of one artefact (code or input) the client uploads.
 MAX_ARTEFACT_BYTES = 256 * 1024 * 1024
@@ -117,8 +117,12 @@ class RequestClient(OrderReads):
         )
         return signed.tx_hash
 
-    def allowance_short(self, amount_wei: int) -> bool:
-        """Whether the allowance no longer covers ``amount_wei`` (a concurrent submission used it)."""
+    def lost_allowance_race(self, exc: ChainError, amount_wei: int) -> bool:
+        """Whether a failed ``_addDORequest`` of ``amount_wei`` lost a race with another submission of this wallet
+        (another machine), which spent the allowance in between or set it anew since (so it may look sufficient
+        again now). Such a request moved no token: approving and sending again is safe."""
+        if refused_for_allowance(exc):
+            return True
         return not self.network.token_is_protocol and self.allowance("latest") < amount_wei
 
     def _seal_and_add(self, data: str | bytes | InputFile, certificate_pem: str, what: str) -> str:
@@ -223,3 +227,10 @@ class RequestClient(OrderReads):
             f"DO request {do_request_id} is {status.name} but its order cannot be found; its escrow stays in the "
             "request: run `ethernity reclaim` to see it"
         )
+
+
+def refused_for_allowance(exc: ChainError) -> bool:
+    """A request refused for its allowance, or mined and reverted. A mined revert passed its estimate just before
+    it was signed, so the chain's state changed in between (another submission of the wallet); the next attempt
+    is estimated again, and a lasting cause fails there, unsent."""
+    return isinstance(exc, RevertedError) or "allowance" in str(exc).lower()

@@ -160,11 +160,9 @@ class TaskLifecycle:
                     raise
                 if isinstance(exc, NonceTakenError):
                     continue  # our request can never be mined: sign it again
-                # another submission of this wallet (another machine) spent the allowance in between, or set it
-                # anew since (so it may look sufficient again now): the refused or reverted request moved no token
-                if "allowance" not in str(exc).lower() and not client.allowance_short(price_wei):
+                if not client.lost_allowance_race(exc, price_wei):
                     raise
-                self.log.info("The token allowance was used by a concurrent submission; approving again")
+                self.log.info("%s: another submission of this wallet used its allowance; approving again", exc)
                 # a random pause breaks the lockstep of two machines that keep overwriting each other's approval
                 time.sleep(random.uniform(0, min(2.0, client.network.block_time)))
         raise AssertionError("unreachable")  # pragma: no cover

@@ -78,6 +78,14 @@ class NonceTakenError(ChainError):
     """The nonce of a signed transaction was consumed by another transaction: this one can never be mined."""
 
 
+class RevertedError(ChainError):
+    """A transaction was mined and reverted: it moved no token, only its gas was paid.
+
+    Every transaction is estimated against the chain's state just before it is signed (an estimate that
+    reverts raises ``would revert`` and sends nothing), so a mined revert means the state changed in between.
+    """
+
+
 @dataclass(frozen=True)
 class SignedTx:
     """A signed, not necessarily sent, transaction: its identity before the network has seen it."""
@@ -322,7 +330,7 @@ class TransactionSender:
                 receipt = None
             if receipt is not None:
                 if receipt["status"] != 1:
-                    raise ChainError(f"{label} transaction {tx_hash} reverted (block {receipt['blockNumber']})")
+                    raise RevertedError(f"{label} transaction {tx_hash} reverted (block {receipt['blockNumber']})")
                 return receipt
             now = time.monotonic()
             if isinstance(signed, SignedTx) and self.lookup(tx_hash) is TxState.UNKNOWN:

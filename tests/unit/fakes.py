@@ -15,13 +15,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from airflow_provider_ethernity.protocol.client import Order
+from airflow_provider_ethernity.protocol.do_requests import refused_for_allowance
 from airflow_provider_ethernity.protocol.errors import ChainError, ResultNotReadyError
 from airflow_provider_ethernity.protocol.events import OrderStatus, RequestStatus
 from airflow_provider_ethernity.protocol.metadata import normalize_node_address
 from airflow_provider_ethernity.protocol.resources import Resources
 from airflow_provider_ethernity.protocol.results import TaskResult
 from airflow_provider_ethernity.protocol.submission import TaskSpec
-from airflow_provider_ethernity.protocol.transactions import SignedTx
+from airflow_provider_ethernity.protocol.transactions import RevertedError, SignedTx
 
 NODE = "0x" + "11" * 20
 WALLET = "0x" + "22" * 20
@@ -180,7 +181,7 @@ class FakeClient:
             if not self.token_is_protocol:
                 if self.allowance < spec.resources.price_wei:
                     self.dead.add(tx_hash)
-                    raise ChainError(f"_addDORequest transaction {tx_hash} reverted (block {self.block})")
+                    raise RevertedError(f"_addDORequest transaction {tx_hash} reverted (block {self.block})")
                 self.allowance -= spec.resources.price_wei
             receipt["do_request_id"] = self.add_request(spec.resources.taskPrice)
         self.block += 1
@@ -252,8 +253,8 @@ class FakeClient:
             self.allowance = 0  # the other machine's request used it
         return signed.tx_hash
 
-    def allowance_short(self, amount_wei: int) -> bool:
-        return not self.token_is_protocol and self.allowance < amount_wei
+    def lost_allowance_race(self, exc: ChainError, amount_wei: int) -> bool:
+        return refused_for_allowance(exc) or (not self.token_is_protocol and self.allowance < amount_wei)
 
     def do_request_id_from(self, receipt: Any, tx_hash: str) -> int:
         if "do_request_id" not in receipt:

@@ -32,7 +32,7 @@ from airflow_provider_ethernity.protocol.submission import (
     Submission,
     TaskSpec,
 )
-from airflow_provider_ethernity.protocol.transactions import NonceTakenError, PendingTransactionError
+from airflow_provider_ethernity.protocol.transactions import NonceTakenError, PendingTransactionError, RevertedError
 from tests.unit.fakes import NODE, DictState, FakeClient, RecordingStore, task_result
 
 PRICE_WEI = 10 * 10**18
@@ -156,6 +156,24 @@ def test_the_allowance_race_gives_up_after_its_attempts(client: FakeClient) -> N
         lifecycle(client).submit(make_spec())
     assert client.sender.labels == ["approve", "_addDORequest"] * ALLOWANCE_RACE_ATTEMPTS
     assert client.requests == {}
+
+
+def test_a_mined_revert_is_retried_even_when_the_allowance_was_set_again_since(client: FakeClient) -> None:
+    """The receipt says only "reverted", and by the time it is read another machine has approved anew, so the
+    allowance looks sufficient (seen in CI: one of 10 two-machine tasks failed on a reverted _addDORequest)."""
+    client.sender.receipt_failures["_addDORequest"] = [RevertedError("_addDORequest transaction 0xab reverted")]
+    client.allowance = 10 * PRICE_WEI  # set again since by the other machine
+    sub = lifecycle(client).submit(make_spec())
+    assert client.sender.labels.count("_addDORequest") == 2 and sub.do_request_id == 1
+    assert list(client.requests) == [1]
+
+
+def test_a_request_that_would_revert_for_another_reason_is_raised_unsent(client: FakeClient) -> None:
+    client.sender.receipt_failures["_addDORequest"] = [ChainError("_addDORequest would revert: node is not registered")]
+    client.allowance = 10 * PRICE_WEI
+    with pytest.raises(ChainError, match="node is not registered"):
+        lifecycle(client).submit(make_spec())
+    assert client.sender.labels.count("_addDORequest") == 1 and client.requests == {}
 
 
 def test_a_request_whose_nonce_was_taken_is_signed_again(client: FakeClient) -> None:

@@ -21,6 +21,7 @@ from airflow_provider_ethernity.protocol.transactions import (
     RECENT_SENDS,
     NonceTakenError,
     PendingTransactionError,
+    RevertedError,
     SignedTx,
     TransactionSender,
     TxState,
@@ -271,11 +272,11 @@ def test_wait_receipt_polls_until_mined(sender: TransactionSender, eth: FakeEth,
     assert clock.sleeps == [0.5, 0.5]
 
 
-def test_a_reverted_tx_is_a_chain_error(sender: TransactionSender, eth: FakeEth) -> None:
+def test_a_reverted_tx_is_a_reverted_error(sender: TransactionSender, eth: FakeEth) -> None:
     signed = sender.send(Call(), "_cancelDORequest")
     eth.mine()
     eth.reverted.add(signed.tx_hash)
-    with pytest.raises(ChainError, match=f"_cancelDORequest transaction {signed.tx_hash} reverted \\(block 7\\)"):
+    with pytest.raises(RevertedError, match=f"_cancelDORequest transaction {signed.tx_hash} reverted \\(block 7\\)"):
         sender.wait_receipt(signed, "_cancelDORequest")
 
 
