@@ -95,6 +95,11 @@ class Ledger:
     def assert_paid_once(self, tasks: int, price: int) -> None:
         """The money invariant: one DO request per task instance, the balance down by exactly the prices,
         no order left OPEN and no request left AVAILABLE or BOOKED without a closed order."""
-        assert self.requests_placed() == tasks, f"{self.requests_placed()} DO requests for {tasks} task(s)"
-        assert self.tokens_spent() == tasks * price, f"{self.tokens_spent()} tokens spent for {tasks} x {price}"
+        self.assert_paid(requests=tasks, tokens=tasks * price)
+
+    def assert_paid(self, requests: int, tokens: int) -> None:
+        """Exactly ``requests`` DO requests and ``tokens`` tokens since this ledger was made, nothing unsettled
+        (a confirmed resubmission pays for two requests; a cancelled one pays nothing)."""
+        assert self.requests_placed() == requests, f"{self.requests_placed()} DO requests, expected {requests}"
+        assert self.tokens_spent() == tokens, f"{self.tokens_spent()} tokens spent, expected {tokens}"
         assert self.unsettled() == [], f"unsettled escrow: {self.unsettled()}"

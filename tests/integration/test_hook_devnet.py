@@ -14,7 +14,7 @@ from airflow_provider_ethernity.protocol.errors import (
 )
 from airflow_provider_ethernity.protocol.retry import RetryPolicy
 from tests.integration.conftest import set_conn
-from tests.integration.deferral import do_requests_count
+from tests.integration.deferral import Ledger, do_requests_count
 
 pytestmark = pytest.mark.integration
 
@@ -36,49 +36,56 @@ def test_test_connection_reports_chain_contracts_ipfs_and_wallet(devnet, devnet_
 
 
 def test_hello_world(devnet, devnet_conn):
+    ledger = Ledger()
     result = EthernityHook().run_task(HELLO, order_wait_timeout=60, timeout=120)
     assert result.success
     assert result.value == "Hello, Python World!"
     assert (result.task_code, result.task_code_name) == (0, "SUCCESS")
     assert result.result_cid.startswith("bafk")
+    ledger.assert_paid_once(tasks=1, price=10)
 
 
 def test_input_dataset_reaches_the_code(devnet, devnet_conn):
+    ledger = Ledger()
     code = "import json\nrows = json.loads(___etny_data_set___)\n___etny_result___({'sum': sum(rows), 'n': len(rows)})"
     result = EthernityHook().run_task(code, input_data="[1, 2, 3, 4]", order_wait_timeout=60, timeout=120)
     assert result.success and result.result_type == "json"
     assert result.value == {"sum": 10, "n": 4}
+    ledger.assert_paid_once(tasks=1, price=10)
 
 
 def test_code_that_raises_is_a_failure_with_its_error_text(devnet, devnet_conn):
+    ledger = Ledger()
     result = EthernityHook().run_task("x = 1 / 0", order_wait_timeout=60, timeout=120)
     assert not result.success
     assert result.task_code_name == "BASE_EXCEPTION"
     assert "ZeroDivisionError" in result.value
+    ledger.assert_paid_once(tasks=1, price=10)
 
 
 def test_operator_fault_is_resubmitted_once_then_succeeds(agent, devnet_conn):
     hook = EthernityHook()
-    before = do_requests_count()
+    ledger = Ledger()
     agent.set_agent(fault_codes=[37])
     result = hook.run_task(HELLO, order_wait_timeout=60, timeout=120, max_resubmits=1)
     assert result.success and result.value == "Hello, Python World!"
-    assert do_requests_count() - before == 2
+    ledger.assert_paid(requests=2, tokens=2 * 10)
 
 
 def test_no_node_cancels_after_the_order_wait_and_returns_the_escrow(agent, devnet_conn):
     hook = EthernityHook()
     agent.set_agent(mode="idle")
-    balance = hook.client.token_balance()
+    ledger = Ledger()
     with pytest.raises(OrderTimeoutError, match="cancelled"):
         hook.run_task(HELLO, resources={"taskPrice": 7}, order_wait_timeout=3, timeout=60)
-    assert hook.client.token_balance() == balance
+    ledger.assert_paid(requests=1, tokens=0)
     last = do_requests_count() - 1
     assert hook.client.get_request_status(last).name == "CANCELED"
 
 
 def test_pinned_node_skips_approval(devnet, devnet_conn):
     hook = EthernityHook()
+    ledger = Ledger()
     start = hook.client.block_number()
     result = hook.run_task(HELLO, node_address=devnet.state.node_address, order_wait_timeout=60, timeout=120)
     assert result.success
@@ -87,6 +94,7 @@ def test_pinned_node_skips_approval(devnet, devnet_conn):
     )
     approved_orders = {int.from_bytes(bytes(e["data"])[32:64], "big") for e in approvals}
     assert result.order_id not in approved_orders
+    ledger.assert_paid_once(tasks=1, price=10)
 
 
 def test_pin_to_an_address_that_is_not_a_node_sends_nothing(devnet, devnet_conn):
@@ -124,8 +132,10 @@ def test_wrong_contract_address_is_refused(devnet, devnet_conn, monkeypatch):
 
 def test_wrong_chain_id_is_refused(devnet, devnet_conn, monkeypatch):
     set_conn(monkeypatch, "wrongchain", devnet_conn, chain_id=8995)
+    ledger = Ledger()
     with pytest.raises(ConfigurationError, match="serves chain id 31337"):
         EthernityHook("wrongchain").submit_task(HELLO)
+    ledger.assert_paid(requests=0, tokens=0)
 
 
 def test_unreachable_rpc_is_a_clear_error(devnet, devnet_conn, monkeypatch):
@@ -154,6 +164,7 @@ def test_unknown_trustedzone_is_refused(devnet, devnet_conn):
 def test_step_by_step_api(devnet, devnet_conn):
     """The individual hook methods the operator and sensor build on."""
     hook = EthernityHook()
+    ledger = Ledger()
     task = hook.submit_task(HELLO, resources={"taskPrice": 2, "duration": 1})
     assert task.do_request_id >= 0 and task.tx_hash.startswith("0x") and len(task.challenge_salt) == 32
     order_id = hook.client.wait_for_order(task, timeout=60)
@@ -165,6 +176,7 @@ def test_step_by_step_api(devnet, devnet_conn):
     result = hook.get_result(order_id, challenge_salt=task.challenge_salt)
     assert result.value == "Hello, Python World!" and result.order_id == order_id
     assert hook.cancel_task(task.do_request_id) is None  # booked: nothing to cancel
+    ledger.assert_paid_once(tasks=1, price=2)
 
 
 def test_get_ipfs_client_adds_and_reads_through_the_connections_api(devnet, devnet_conn) -> None:

@@ -21,7 +21,7 @@ from airflow_provider_ethernity.protocol.errors import OrderTimeoutError, TaskFa
 from airflow_provider_ethernity.sensors.ethernity import EthernityTaskSensor
 from airflow_provider_ethernity.triggers.ethernity import EthernityOrderPlacedTrigger, EthernityTaskCompletedTrigger
 from tests.airflow_context import FileStateStore, RecordingTI, make_context
-from tests.integration.deferral import do_requests_count, fire, run_deferrable
+from tests.integration.deferral import Ledger, fire, run_deferrable
 
 pytestmark = pytest.mark.integration
 HELLO = '___etny_result___("Hello, Python World!")'
@@ -36,6 +36,7 @@ def assert_no_secret(devnet_conn: dict, *blobs: Any) -> None:
 
 
 def test_operator_runs_a_task_and_pushes_ids_not_secrets(agent, devnet_conn) -> None:
+    ledger = Ledger()
     context = make_context(store=FileStateStore(Path(agent.workdir) / "state-sync.json"))
     operator = EthernityRunTaskOperator(task_id="sum", code=SUM, input_data=[1, 2, 3], resources={"taskPrice": 2})
     assert operator.execute(context) == 6
@@ -44,9 +45,11 @@ def test_operator_runs_a_task_and_pushes_ids_not_secrets(agent, devnet_conn) -> 
     assert "challenge" not in xcoms  # the secret challenge is derived from the key, never published
     assert xcoms["task_code_name"] == "SUCCESS" and xcoms["result_cid"].startswith("baf")
     assert_no_secret(devnet_conn, xcoms, context["task_state_store"].get(STATE_KEY))
+    ledger.assert_paid_once(tasks=1, price=2)
 
 
 def test_deferrable_operator_waits_in_triggers(agent, devnet_conn) -> None:
+    ledger = Ledger()
     context = make_context()
     operator = EthernityRunTaskOperator(task_id="hello", code=HELLO, resources={"taskPrice": 2}, deferrable=True)
     value, serialized = run_deferrable(operator, context)
@@ -54,41 +57,46 @@ def test_deferrable_operator_waits_in_triggers(agent, devnet_conn) -> None:
     classpaths = [classpath for classpath, _ in serialized]
     assert classpaths == ["airflow_provider_ethernity.triggers.ethernity.EthernityTaskTrigger"]  # deferred once
     assert_no_secret(devnet_conn, serialized, context["ti"].xcoms)
+    ledger.assert_paid_once(tasks=1, price=2)
 
 
 def test_task_error_fails_with_code_name_and_error_text(agent, devnet_conn) -> None:
+    ledger = Ledger()
     operator = EthernityRunTaskOperator(task_id="boom", code="raise ValueError('bad input row 7')")
     with pytest.raises(TaskFailedError, match=r"BASE_EXCEPTION \(4\)") as failure:
         operator.execute(make_context())
     assert "bad input row 7" in str(failure.value)
+    ledger.assert_paid_once(tasks=1, price=10)  # the node ran the code: it is paid, and nothing is resubmitted
 
 
 def test_operator_fault_is_resubmitted(agent, devnet_conn) -> None:
     agent.set_agent(fault_codes=[37])
-    before = do_requests_count()
+    ledger = Ledger()
     operator = EthernityRunTaskOperator(task_id="fault", code=HELLO, max_resubmits=1)
     assert operator.execute(make_context()) == "Hello, Python World!"
-    assert do_requests_count() - before == 2
+    ledger.assert_paid(requests=2, tokens=2 * 10)  # the faulted order closed (its node was paid), one resubmission
 
 
 def test_operator_fault_beyond_the_limit_fails(agent, devnet_conn) -> None:
     agent.set_agent(fault_codes=[39, 40])
+    ledger = Ledger()
     operator = EthernityRunTaskOperator(task_id="fault", code=HELLO, max_resubmits=1)
     with pytest.raises(Exception, match="max_resubmits"):
         operator.execute(make_context())
+    ledger.assert_paid(requests=2, tokens=2 * 10)
 
 
 def test_no_node_cancels_and_returns_the_escrow(agent, devnet_conn) -> None:
     agent.set_agent(mode="idle")
-    hook = EthernityHook()
-    balance = hook.client.token_balance()
+    ledger = Ledger()
     operator = EthernityRunTaskOperator(task_id="idle", code=HELLO, order_wait_timeout=3, poll_interval=0.5)
     with pytest.raises(OrderTimeoutError, match="cancelled"):
         operator.execute(make_context())
-    assert hook.client.token_balance() == balance
+    ledger.assert_paid(requests=1, tokens=0)  # placed, cancelled: the escrow came back
 
 
 def test_submit_without_waiting_then_sensor_collects_the_result(agent, devnet_conn) -> None:
+    ledger = Ledger()
     submit_ti = RecordingTI()
     operator = EthernityRunTaskOperator(task_id="submit", code=SUM, input_data="[4, 5]", wait_for_completion=False)
     returned = operator.execute(make_context(ti=submit_ti))
@@ -105,6 +113,7 @@ def test_submit_without_waiting_then_sensor_collects_the_result(agent, devnet_co
     except TaskDeferred as deferred:
         value = deferring.execute_complete(context, event=asyncio.run(fire(deferred.trigger)))
     assert value == 9
+    ledger.assert_paid_once(tasks=1, price=10)  # two sensors read one result: nothing more is paid
 
 
 def test_retry_after_a_killed_worker_reattaches_without_paying_twice(agent, devnet_conn, tmp_path) -> None:
@@ -117,7 +126,7 @@ def test_retry_after_a_killed_worker_reattaches_without_paying_twice(agent, devn
         "op = EthernityRunTaskOperator(task_id='t', code=sys.argv[2], poll_interval=0.2)\n"
         "op.execute(make_context(store=FileStateStore(sys.argv[1])))\n"
     )
-    before = do_requests_count()
+    ledger = Ledger()
     worker = subprocess.Popen(
         [sys.executable, "-c", script, str(state), HELLO],
         env={**os.environ, "AIRFLOW_CONN_ETHERNITY_DEFAULT": os.environ["AIRFLOW_CONN_ETHERNITY_DEFAULT"]},
@@ -135,11 +144,12 @@ def test_retry_after_a_killed_worker_reattaches_without_paying_twice(agent, devn
     retry = EthernityRunTaskOperator(task_id="t", code=HELLO, poll_interval=0.2)
     retry_ti = RecordingTI()  # a new try starts without XCom: the ids are published again
     assert retry.execute(make_context(store=FileStateStore(state), ti=retry_ti)) == "Hello, Python World!"
-    assert do_requests_count() - before == 1, "the retry submitted a second DO request"
+    ledger.assert_paid_once(tasks=1, price=10)
     assert retry_ti.xcoms["do_request_id"] == FileStateStore(state).get(STATE_KEY)["do_request_id"]
 
 
 def test_restarted_trigger_finds_an_order_that_closed_while_it_was_down(agent, devnet_conn) -> None:
+    ledger = Ledger()
     hook = EthernityHook()
     task = hook.submit_task(HELLO)
     order_id = hook.client.wait_for_order(task, timeout=30)
@@ -159,6 +169,7 @@ def test_restarted_trigger_finds_an_order_that_closed_while_it_was_down(agent, d
         "order_id": order_id,
         "do_request_id": task.do_request_id,
     }
+    ledger.assert_paid_once(tasks=1, price=10)
 
 
 def test_trigger_times_out_at_its_deadline(agent, devnet_conn) -> None:
@@ -171,6 +182,7 @@ def test_many_triggers_share_one_watcher(agent, devnet_conn) -> None:
     """Ten waits on one loop: the shared watcher's RPC requests grow with blocks, not with waiting tasks."""
     from airflow_provider_ethernity.protocol.watcher import get_watcher
 
+    ledger = Ledger()
     hook = EthernityHook()
     tasks = [hook.submit_task(HELLO) for _ in range(10)]
     orders = [hook.client.wait_for_order(t, timeout=60) for t in tasks]
@@ -194,10 +206,12 @@ def test_many_triggers_share_one_watcher(agent, devnet_conn) -> None:
     assert sorted(e["order_id"] for e in events) == sorted(orders)
     assert all(e["status"] == "completed" for e in events)
     assert calls["eth_getLogs"] <= calls["eth_blockNumber"] <= 200
+    ledger.assert_paid_once(tasks=10, price=10)
 
 
 def test_openlineage_facets_name_the_sealed_input_and_result_and_the_chain(agent, devnet_conn) -> None:
     """With the OpenLineage provider installed: ipfs:// datasets in and out, the chain as a run facet."""
+    ledger = Ledger()
     context = make_context()
     operator = EthernityRunTaskOperator(task_id="lineage", code=SUM, input_data=[1, 2], resources={"taskPrice": 2})
     assert operator.execute(context) == 3
@@ -216,6 +230,7 @@ def test_openlineage_facets_name_the_sealed_input_and_result_and_the_chain(agent
     )
     assert facet.resultCid == xcoms["result_cid"] and facet.taskCode == "SUCCESS"
     assert_no_secret(devnet_conn, facet.approvalTx, facet.requestTx)
+    ledger.assert_paid_once(tasks=1, price=2)
 
 
 def test_result_by_reference_and_into_storage_inputs_from_storage_and_ipfs(agent, devnet_conn, tmp_path) -> None:
@@ -226,6 +241,7 @@ def test_result_by_reference_and_into_storage_inputs_from_storage_and_ipfs(agent
     source.write_text("read from storage")
     target = tmp_path / "out" / "result.txt"
     target.parent.mkdir()
+    ledger = Ledger()
 
     by_ref = make_context()
     ref = EthernityRunTaskOperator(task_id="ref", code=upper, input_path=f"file://{source}", result_mode="reference")
@@ -252,3 +268,4 @@ def test_result_by_reference_and_into_storage_inputs_from_storage_and_ipfs(agent
         EthernityRunTaskOperator(task_id="missing", code=upper, input_path=f"file://{tmp_path}/nope").execute(
             make_context()
         )
+    ledger.assert_paid_once(tasks=2, price=10)  # the missing input was refused before any transaction
