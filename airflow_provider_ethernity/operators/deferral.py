@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_ethernity.protocol.lifecycle import TaskLifecycle
-    from airflow_provider_ethernity.protocol.submission import Submission, TaskSpec
+    from airflow_provider_ethernity.protocol.submission import Submission
 
 
 class DeferralMixin:
@@ -35,12 +35,10 @@ class DeferralMixin:
 
         def defer(self, **kwargs: Any) -> NoReturn: ...
         def iter_mapped_dependants(self) -> Any: ...
-        def _spec(self) -> TaskSpec: ...
         def _lifecycle(self, context: Context) -> TaskLifecycle: ...
         def _publish(self, context: Context, sub: Submission) -> None: ...
         def _order_known(self, context: Context, sub: Submission) -> None: ...
-        def _finish(self, context: Context, lifecycle: TaskLifecycle, spec: TaskSpec, sub: Submission) -> Any: ...
-        def _go_on(self, context: Context, lifecycle: TaskLifecycle, spec: TaskSpec, sub: Submission) -> Any: ...
+        def _finish(self, context: Context, lifecycle: TaskLifecycle, sub: Submission) -> Any: ...
         def _discard_staged_input(self) -> None: ...
 
     @property
@@ -113,8 +111,7 @@ class DeferralMixin:
         from airflow_provider_ethernity.protocol.submission import FencedError
         from airflow_provider_ethernity.triggers.events import TaskEventStatus, validate_event
 
-        spec = self._spec()
-        lifecycle = self._lifecycle(context)
+        lifecycle = self._lifecycle(context)  # the task is staged only if it is resubmitted (_task_spec)
         sub = lifecycle.store.load()
         if sub is None:
             raise FencedError(
@@ -139,4 +136,4 @@ class DeferralMixin:
         self._order_known(context, sub)
         if ev.status is TaskEventStatus.TIMEOUT:
             raise lifecycle.completion_timeout_error(sub)
-        return self._finish(context, lifecycle, spec, sub)
+        return self._finish(context, lifecycle, sub)

@@ -210,7 +210,16 @@ class EthernityRunTaskOperator(DeferralMixin, DataBoundaryMixin, ResultAnnouncem
             return self.hook.task_spec(code, staged, spec, self.trustedzone, node, self.securelock)
         return self.hook.task_spec(code, _encode_input(self.input_data), spec, self.trustedzone, node, self.securelock)
 
+    def _task_spec(self) -> TaskSpec:
+        """:meth:`_spec`, built once per run, when first needed: a resumed try stages ``input_path`` only if it
+        resubmits (so a result delivered after the input file was removed is still collected)."""
+        spec: TaskSpec | None = getattr(self, "_built_spec", None)
+        if spec is None:
+            spec = self._built_spec = self._spec()
+        return spec
+
     def _discard_staged_input(self) -> None:
+        self.__dict__.pop("_built_spec", None)
         staged: InputFile | None = getattr(self, "_staged_input", None)
         if staged is not None:
             staged.discard()
@@ -269,15 +278,15 @@ class EthernityRunTaskOperator(DeferralMixin, DataBoundaryMixin, ResultAnnouncem
     # ------------------------------------------------------------------ execute
     def execute(self, context: Context) -> Any:
         try:
-            spec = self._spec()
+            spec = self._task_spec()
             lifecycle = self._lifecycle(context)
             sub = lifecycle.attach_or_submit(spec)
             self._publish(context, sub)
-            return self._go_on(context, lifecycle, spec, sub)
+            return self._go_on(context, lifecycle, sub)
         finally:  # also when deferring: the input was uploaded; a resumed try stages it again if it resubmits
             self._discard_staged_input()
 
-    def _go_on(self, context: Context, lifecycle: TaskLifecycle, spec: TaskSpec, sub: Submission) -> Any:
+    def _go_on(self, context: Context, lifecycle: TaskLifecycle, sub: Submission) -> Any:
         """From wherever the submission is to the result: waiting here, or deferred once to the triggerer."""
         from airflow_provider_ethernity.protocol.submission import Phase
 
@@ -287,7 +296,7 @@ class EthernityRunTaskOperator(DeferralMixin, DataBoundaryMixin, ResultAnnouncem
                 or (sub.phase is Phase.APPROVED and not self.wait_for_completion)
                 or (sub.phase is Phase.APPROVED and lifecycle.is_closed(sub))
             ):
-                return self._finish(context, lifecycle, spec, sub)
+                return self._finish(context, lifecycle, sub)
             if self.deferrable:
                 self._defer(lifecycle, sub)
             sub = lifecycle.approve_when_placed(sub)
@@ -300,10 +309,10 @@ class EthernityRunTaskOperator(DeferralMixin, DataBoundaryMixin, ResultAnnouncem
             except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait again
                 self.log.warning("%s; waiting again", not_yet)
             except OperatorFaultError as fault:
-                sub = lifecycle.resubmit(spec, sub, fault)
+                sub = lifecycle.resubmit(self._task_spec(), sub, fault)
                 self._publish(context, sub)
 
-    def _finish(self, context: Context, lifecycle: TaskLifecycle, spec: TaskSpec, sub: Submission) -> Any:
+    def _finish(self, context: Context, lifecycle: TaskLifecycle, sub: Submission) -> Any:
         if not self.wait_for_completion:
             return self._approved(sub)
         try:
@@ -311,9 +320,9 @@ class EthernityRunTaskOperator(DeferralMixin, DataBoundaryMixin, ResultAnnouncem
         except ResultNotReadyError as not_yet:  # a close seen, then reorged away: wait for it again
             self.log.warning("%s; waiting again", not_yet)
         except OperatorFaultError as fault:
-            sub = lifecycle.resubmit(spec, sub, fault)
+            sub = lifecycle.resubmit(self._task_spec(), sub, fault)
             self._publish(context, sub)
-        return self._go_on(context, lifecycle, spec, sub)
+        return self._go_on(context, lifecycle, sub)
 
     @staticmethod
     def _approved(sub: Submission) -> dict[str, Any]:

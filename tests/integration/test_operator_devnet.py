@@ -21,7 +21,7 @@ from airflow_provider_ethernity.protocol.errors import OrderTimeoutError, TaskFa
 from airflow_provider_ethernity.sensors.ethernity import EthernityTaskSensor
 from airflow_provider_ethernity.triggers.ethernity import EthernityOrderPlacedTrigger, EthernityTaskCompletedTrigger
 from tests.airflow_context import FileStateStore, RecordingTI, make_context
-from tests.integration.deferral import Ledger, fire, run_deferrable
+from tests.integration.deferral import Ledger, expect_deferral, fire, resume, run_deferrable
 
 pytestmark = pytest.mark.integration
 HELLO = '___etny_result___("Hello, Python World!")'
@@ -269,3 +269,48 @@ def test_result_by_reference_and_into_storage_inputs_from_storage_and_ipfs(agent
             make_context()
         )
     ledger.assert_paid_once(tasks=2, price=10)  # the missing input was refused before any transaction
+
+
+UPPER = "___etny_result___(___etny_data_set___.upper())"
+
+
+def _defer_with_input(tmp_path: Path) -> tuple[Path, dict, Any, dict]:
+    """A deferrable task with ``input_path`` submitted and deferred; returns its input file, context, deferral
+    and the trigger's event (fired here, as the triggerer would)."""
+    source = tmp_path / "input.txt"
+    source.write_text("staged once")
+    context = make_context(store=FileStateStore(tmp_path / "state.json"))
+    operator = EthernityRunTaskOperator(task_id="in", code=UPPER, input_path=f"file://{source}", deferrable=True,
+                                        poll_interval=0.2)  # fmt: skip
+    deferred = expect_deferral(lambda: operator.execute(context))
+    return source, context, deferred, asyncio.run(asyncio.wait_for(fire(deferred.trigger), 120))
+
+
+def test_a_resumed_task_collects_its_result_after_its_input_file_was_removed(agent, devnet_conn, tmp_path) -> None:
+    """The input is staged only to submit: a try resumed in a new worker reads the result without reading the
+    input again (seen: every resume re-read input_path, and failed if the file was gone though the task was paid)."""
+    ledger = Ledger()
+    source, context, deferred, event = _defer_with_input(tmp_path)
+    source.unlink()
+    resumed = EthernityRunTaskOperator(task_id="in", code=UPPER, input_path=f"file://{source}", deferrable=True)
+    assert resume(resumed, context, deferred, event) == "STAGED ONCE"
+    ledger.assert_paid_once(tasks=1, price=10)
+
+
+def test_a_resumed_task_stages_its_input_again_only_to_resubmit(agent, devnet_conn, tmp_path) -> None:
+    """An operator fault found by the resumed try resubmits with the input read again; with the input gone, the
+    resubmission fails naming input_path before any transaction."""
+    agent.set_agent(fault_codes=[37, 39])
+    ledger = Ledger()
+    source, context, deferred, event = _defer_with_input(tmp_path)
+    again = EthernityRunTaskOperator(task_id="in", code=UPPER, input_path=f"file://{source}", deferrable=True,
+                                     poll_interval=0.2, max_resubmits=2)  # fmt: skip
+    redeferred = expect_deferral(lambda: resume(again, context, deferred, event))  # resubmitted, deferred again
+    assert ledger.requests_placed() == 2  # the faulted request, then its resubmission (escrowed)
+    source.unlink()
+    event = asyncio.run(asyncio.wait_for(fire(redeferred.trigger), 120))
+    last = EthernityRunTaskOperator(task_id="in", code=UPPER, input_path=f"file://{source}", deferrable=True,
+                                    max_resubmits=2)  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="input_path="):
+        resume(last, context, redeferred, event)
+    ledger.assert_paid(requests=2, tokens=2 * 10)
