@@ -7,11 +7,6 @@ anvil itself, and each test ends with the money invariant on chain.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -22,12 +17,12 @@ from airflow_provider_ethernity.protocol.transactions import TxState
 from tests.airflow_context import FileStateStore, make_context
 from tests.integration.conftest import set_conn
 from tests.integration.deferral import Ledger, expect_deferral, fire
+from tests.integration.machines import run_on_two_machines
 from tests.rpc_faults import RpcFaultProxy
 
 pytestmark = pytest.mark.integration
 HELLO = '___etny_result___("Hello, Python World!")'
 HELLO_VALUE = "Hello, Python World!"
-ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
@@ -95,38 +90,11 @@ def test_a_transaction_dropped_from_the_pool_leaves_no_nonce_gap(agent, proxy, d
     ledger.assert_paid_once(tasks=1, price=2)
 
 
-TWO_MACHINES = """
-import json, sys
-from concurrent.futures import ThreadPoolExecutor
-from airflow_provider_ethernity.hooks.ethernity import EthernityHook
-code, count = sys.argv[1], int(sys.argv[2])
-def one(_):
-    try:
-        return EthernityHook().run_task(code, resources={"taskPrice": 1}, poll_interval=0.2).value
-    except Exception as exc:
-        return f"FAILED {type(exc).__name__}: {exc}"
-with ThreadPoolExecutor(count) as pool:
-    print(json.dumps(list(pool.map(one, range(count)))))
-"""
-
-
 def test_two_machines_share_one_wallet(agent, devnet_conn, tmp_path) -> None:
-    """Two processes with separate lock directories (two machines), one wallet, 2 x 5 tasks at once (seen:
-    byte-identical approvals, and an _addDORequest reverted on chain for insufficient allowance)."""
+    """2 x 5 tasks at once from two machines, one wallet (seen: byte-identical approvals, and an _addDORequest
+    reverted on chain for insufficient allowance)."""
     ledger = Ledger()
-    machines = [
-        subprocess.Popen(
-            [sys.executable, "-c", TWO_MACHINES, HELLO, "5"],
-            env={**os.environ, "ETHERNITY_LOCK_DIR": str(tmp_path / f"machine-{index}")},
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(2)
-    ]
-    outputs = [machine.communicate(timeout=600) for machine in machines]
-    values = [value for out, err in outputs for value in json.loads(out.strip().splitlines()[-1])]
+    values = run_on_two_machines(tmp_path, HELLO, tasks_each=5, conn_id="ethernity_default", price=1)
     assert values == [HELLO_VALUE] * 10, values
     ledger.assert_paid_once(tasks=10, price=1)
 

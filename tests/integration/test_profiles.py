@@ -26,6 +26,7 @@ from airflow_provider_ethernity.protocol.reclaim import reclaim
 from airflow_provider_ethernity.protocol.settings import ClientSettings
 from tests.airflow_context import FileStateStore, make_context
 from tests.integration.deferral import Ledger, run_deferrable
+from tests.integration.machines import run_on_two_machines
 from tests.profile_devnets import APPROVAL_WINDOW, PIN_DELAY, started_devnet
 
 pytestmark = pytest.mark.integration
@@ -84,6 +85,16 @@ def test_a_task_runs_with_the_networks_token_and_gas_model_and_a_result_pinned_l
     assert re.search(rf"pinned {PIN_DELAY:g} s after the close", agent_log(profile_net))
     ledger.assert_paid_once(tasks=1, price=3)
     assert_gas_fields(profile_net, client, wallet_transactions(ledger.client.w3, client.address, first_block), sent)
+
+
+def test_two_machines_share_one_wallet_on_the_networks_blocks(profile_net, conns, tmp_path):
+    """2 x 4 tasks at once from two machines, one wallet, through the chain front (replica lag) with 1 s blocks:
+    both machines' sends sit pending in one block, so nonces collide and, on polygon, one machine's request can
+    spend the allowance the other approved (a request mined and reverted is approved and sent again)."""
+    ledger = Ledger()
+    values = run_on_two_machines(tmp_path, HELLO, tasks_each=4, conn_id="profile", price=1)
+    assert values == [HELLO_VALUE] * 8, values
+    ledger.assert_paid_once(tasks=8, price=1)
 
 
 def wallet_transactions(w3, address: str, first_block: int) -> list:
