@@ -300,6 +300,7 @@ class ClientConnection:
             self._fee_fields,
             self._rpc,
             block_time=self.network.block_time,
+            confirmations=self.network.confirmations,
             logger=self.log,
         )
 

@@ -163,9 +163,11 @@ class TransactionSender:
         rpc: Callable[[Callable[[], Any]], Any],
         *,
         block_time: float = 1.0,
+        confirmations: int = 0,
         logger: Log | None = None,
     ) -> None:
         self.w3 = w3
+        self.confirmations = confirmations
         self.account = account
         self.chain_id = int(chain_id)
         self._fee_fields = fee_fields
@@ -314,6 +316,14 @@ class TransactionSender:
             return False
         return True
 
+    def _settled(self, receipt: Any) -> bool:
+        """Whether a receipt is ``confirmations`` blocks deep: a revert is acted on (a request signed again) only
+        then, as a reorg can re-order a block and turn a revert that lost a race into a success."""
+        if self.confirmations <= 0:
+            return True
+        head = int(self._rpc(lambda: self.w3.eth.block_number))
+        return head - int(receipt["blockNumber"]) >= self.confirmations
+
     def wait_receipt(self, signed: SignedTx | str, label: str, timeout: float = 300.0) -> Any:
         """The receipt of a mined, successful transaction. A pool that forgot it gets the raw bytes again; a
         transaction still pending at ``timeout`` raises :class:`PendingTransactionError` (nothing is lost)."""
@@ -329,9 +339,10 @@ class TransactionSender:
             except TransactionNotFound:
                 receipt = None
             if receipt is not None:
-                if receipt["status"] != 1:
+                if receipt["status"] == 1:
+                    return receipt
+                if self._settled(receipt):  # shallower, a reorg may re-mine it into a success: read it again
                     raise RevertedError(f"{label} transaction {tx_hash} reverted (block {receipt['blockNumber']})")
-                return receipt
             now = time.monotonic()
             if isinstance(signed, SignedTx) and self.lookup(tx_hash) is TxState.UNKNOWN:
                 unknown_since = unknown_since or now

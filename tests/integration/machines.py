@@ -39,7 +39,13 @@ def run_on_two_machines(lock_root: Path, code: str, tasks_each: int, conn_id: st
         )
         for index in range(2)
     ]
-    outputs = [machine.communicate(timeout=900) for machine in machines]
+    try:
+        outputs = [machine.communicate(timeout=900) for machine in machines]
+    finally:  # a machine still running (a timeout) must not go on spending after the test
+        for machine in machines:
+            if machine.poll() is None:
+                machine.kill()
+                machine.wait()
     values: list[str] = []
     for machine, (out, err) in zip(machines, outputs, strict=True):
         assert machine.returncode == 0 and out.strip(), f"a machine crashed (exit {machine.returncode}): {err[-2000:]}"

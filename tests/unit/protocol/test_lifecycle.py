@@ -168,7 +168,7 @@ def test_a_mined_revert_is_retried_even_when_the_allowance_was_set_again_since(c
     assert list(client.requests) == [1]
 
 
-def test_a_request_that_would_revert_for_another_reason_is_raised_unsent(client: FakeClient) -> None:
+def test_a_request_refused_for_another_reason_is_raised_without_a_retry(client: FakeClient) -> None:
     client.sender.receipt_failures["_addDORequest"] = [ChainError("_addDORequest would revert: node is not registered")]
     client.allowance = 10 * PRICE_WEI
     with pytest.raises(ChainError, match="node is not registered"):

@@ -280,6 +280,34 @@ def test_a_reverted_tx_is_a_reverted_error(sender: TransactionSender, eth: FakeE
         sender.wait_receipt(signed, "_cancelDORequest")
 
 
+def deep_sender(eth: FakeEth, confirmations: int) -> TransactionSender:
+    return TransactionSender(SimpleNamespace(eth=eth), FakeAccount(), CHAIN, lambda: {"gasPrice": 7}, rpc,
+                             confirmations=confirmations)  # fmt: skip
+
+
+def test_a_revert_is_raised_only_once_it_is_confirmations_deep(eth: FakeEth, clock: FakeClock, lock_env) -> None:
+    """A request that lost an allowance race is signed again only after its revert cannot be reorged away."""
+    sender = deep_sender(eth, confirmations=2)
+    signed = sender.send(Call(), "_addDORequest")
+    eth.mine()
+    eth.reverted.add(signed.tx_hash)
+    eth.block_number = 7  # the revert's own block: 0 deep
+    clock.on_sleep = [lambda: setattr(eth, "block_number", 8), lambda: setattr(eth, "block_number", 9)]
+    with pytest.raises(RevertedError, match="reverted"):
+        sender.wait_receipt(signed, "_addDORequest")
+    assert len(clock.sleeps) == 2  # read again at 1 and 2 blocks deep
+
+
+def test_a_shallow_revert_that_a_reorg_turns_into_a_success_is_that_success(eth, clock: FakeClock, lock_env) -> None:
+    sender = deep_sender(eth, confirmations=5)
+    signed = sender.send(Call(), "_addDORequest")
+    eth.mine()
+    eth.reverted.add(signed.tx_hash)
+    eth.block_number = 8
+    clock.on_sleep = [lambda: eth.reverted.discard(signed.tx_hash)]  # re-mined after the other machine's request
+    assert sender.wait_receipt(signed, "_addDORequest")["status"] == 1
+
+
 def test_a_tx_the_pool_forgot_is_broadcast_again_then_mined(sender, eth: FakeEth, clock: FakeClock) -> None:
     eth.send_script = ["drop"]
     signed = sender.send(Call(), "approve")
