@@ -97,31 +97,20 @@ class RequestClient(OrderReads):
         return self.preflight(spec.resources, spec.trustedzone, spec.node_address, spec.securelock)
 
     def ensure_allowance(self, amount_wei: int, record: Callable[[SignedTx], None] | None = None) -> str | None:
-        """Let the protocol take ``amount_wei`` when a separate token needs it; returns the tx hash (label
-        ``approve``), or None when the allowance covers it already.
+        """Approve the protocol to take ``amount_wei`` when a separate token needs it; returns the tx hash.
 
-        The allowance is read at the pending state (a request this wallet sent but is not mined yet has consumed
-        its part) and raised by the shortfall with ``increaseAllowance``: an addition, so two machines of one
-        wallet that both find it short each add their own part (an ERC-20 ``approve`` *sets* it, and the second
-        would overwrite the first: one of the two requests then reverts). Alone, the allowance ends at exactly the
-        price, as with the official runner's ``approve``. A token without ``increaseAllowance`` gets ``approve``.
-        Call it under :meth:`submit_lock`; a request that still loses a race is approved again and re-sent by the
-        lifecycle (see :meth:`lost_allowance_race`).
+        Exactly the price is approved (least privilege, as the official runner does). The allowance is read at
+        the pending state: a request this wallet already sent but is not mined yet has consumed its part. Call
+        it under :meth:`submit_lock`. Two machines may sign byte-identical approvals at one nonce: that is one
+        transaction (each finds it by its hash), and the request that then finds no allowance is re-approved
+        and sent again by the lifecycle (its revert moved no token).
         """
         if self.network.token_is_protocol:
             return None
-        current = self.allowance("pending")
-        if current >= amount_wei:
+        if self.allowance("pending") >= amount_wei:
             return None
-        protocol = self.network.protocol_address
-        try:
-            call = self.token.functions.increaseAllowance(protocol, amount_wei - current)
-            signed = self.sender.send(call, "approve", record=record)
-        except ChainError as exc:
-            if "would revert" not in str(exc):
-                raise
-            self.log.info("The token has no increaseAllowance (%s): approving the amount", exc)
-            signed = self.sender.send(self.token.functions.approve(protocol, amount_wei), "approve", record=record)
+        call = self.token.functions.approve(self.network.protocol_address, amount_wei)
+        signed = self.sender.send(call, "approve", record=record)
         self.sender.wait_receipt(signed, "approve")
         self.log.info(
             "Token allowance of %g %s approved (tx %s)", amount_wei / 10**18, self.network.token_name, signed.tx_hash
